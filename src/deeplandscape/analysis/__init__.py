@@ -1,0 +1,1 @@
+"""Landscape instruments for any ``nn.Module`` with a loss and data."""

@@ -1,0 +1,1 @@
+"""Landscape-shaping optimizers, as native ``torch.optim`` optimizers."""
