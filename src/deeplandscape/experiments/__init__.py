@@ -1,0 +1,1 @@
+"""Experiments: one module per figure or table of the papers."""

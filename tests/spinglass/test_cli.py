@@ -1,0 +1,44 @@
+import json
+
+from deeplandscape.cli import main
+from deeplandscape.spinglass import theory
+
+
+def test_theory_command(capsys):
+    assert main(["spinglass", "theory", "--p", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["e0"] == theory.e0(3) and out["e_inf"] == theory.e_inf(3)
+    assert out["e0"] > out["e1"] > out["e2"] > out["e_inf"]
+    assert out["nu_c"] == theory.critical_field(3)
+
+
+def test_descend_command(capsys):
+    assert main(["spinglass", "descend", "--n", "20", "--runs", "8", "--seed", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 8 and out["converged_fraction"] == 1.0
+    assert out["min"] <= out["mean"] <= out["max"]
+
+
+def test_bad_argument_is_a_clean_error(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        main(["spinglass", "descend", "--n", "1"])
+    assert info.value.code == 2
+    assert "Invalid n" in capsys.readouterr().err
+
+
+def test_demo_writes_a_run_directory(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--sizes", "12", "20", "--runs", "16"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["sizes"] == [12, 20] and "deeplandscape_version" in config
+    assert [row["n"] for row in results["sizes"]] == [12, 20]
+    for row in results["sizes"]:
+        assert row["converged_fraction"] == 1.0 and row["minima_fraction"] == 1.0
+        assert -results["e0"] - 1e-6 <= row["min"]
+    assert (out / "floor.png").stat().st_size > 1000
+    assert (out / "floor.npz").exists() and (out / "report.md").exists()
+    assert not list(out.glob(".*.tmp"))
+    assert str(out) in capsys.readouterr().out
