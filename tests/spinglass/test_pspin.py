@@ -166,3 +166,14 @@ def test_seed_reproducibility():
     assert torch.equal(a.random_configurations(3, seed=1), b.random_configurations(3, seed=1))
     c = PSpinGlass(6, 3)
     assert torch.equal(PSpinGlass(6, 3, seed=c.seed).couplings, c.couplings)
+
+
+def test_chunked_contraction_equals_single_chunk(monkeypatch):
+    import deeplandscape.spinglass.contraction as contraction
+
+    h = PSpinGlass(9, 3, field_std=0.2, seed=6, dtype=torch.float64)
+    sigma = h.random_configurations(11, seed=7)
+    whole = h.energy_and_grad(sigma)
+    monkeypatch.setattr(contraction, "_CHUNK_ELEMENTS", 3 * 81)  # 3 rows per chunk, last chunk short
+    chunked = h.energy_and_grad(sigma)
+    torch.testing.assert_close(chunked, whole, rtol=1e-13, atol=1e-13)
