@@ -11,6 +11,7 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 
@@ -62,21 +63,62 @@ def _spinglass_descend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from deeplandscape.experiments.floor import FloorConfig, run_floor
+def _list(args: argparse.Namespace) -> int:
+    from deeplandscape import experiments
+
+    for name in experiments.available():
+        exp = experiments.get(name)
+        print(f"{name:14s} {exp.description}  [{exp.reproduces}]")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from deeplandscape import experiments
+    from deeplandscape.experiments.runner import resolve_config, run_experiment
     from deeplandscape.rundir import new_run_dir
 
-    config = FloorConfig(sizes=tuple(args.sizes), runs=args.runs, seed=args.seed)
-    out = new_run_dir("demo-floor", args.out)
-    print(f"floor: n in {list(config.sizes)}, {config.runs} runs each ...", flush=True)
-    results = run_floor(config, out)
-    for row in results["sizes"]:
-        print(
-            f"  n={row['n']:4d}  mean H/n={row['mean']:.4f}  std={row['std']:.4f}  "
-            f"converged={row['converged_fraction']:.2f}  minima={row['minima_fraction']:.2f}"
-        )
-    print(f"-E0={-results['e0']:.4f}  -Einf={-results['e_inf']:.4f}")
-    print(f"run directory: {out}  (open {out / 'report.md'} and {out / 'floor.png'})")
+    experiment = experiments.get(args.name)
+    scale = "quick" if args.quick else "paper" if args.paper else "default"
+    config = resolve_config(experiment, scale, args.seed, args.overrides)  # fails before any work
+    out = new_run_dir(args.name, args.out)
+    run_experiment(experiment, config, out, resume=args.resume, quiet=args.quiet)
+    print(f"run directory: {out}  (report: {out / 'report.html'})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from deeplandscape.experiments.report import write_index
+
+    print(f"index: {write_index(Path(args.runs_dir))}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The spin-glass floor and complexity at demo scale, with an index page over both."""
+    from deeplandscape import experiments
+    from deeplandscape.experiments.report import write_index
+    from deeplandscape.experiments.runner import resolve_config, run_experiment
+    from deeplandscape.rundir import new_run_dir
+
+    root = new_run_dir("demo", args.out)
+    plan = [
+        ("complexity", []),
+        ("floor", [f"sizes={','.join(map(str, args.sizes))}", f"runs={args.runs}"]),
+    ]
+    for name, overrides in plan:
+        experiment = experiments.get(name)
+        config = resolve_config(experiment, "default", args.seed, overrides)
+        print(f"== {name}: {experiment.description}", flush=True)
+        results = run_experiment(experiment, config, root / name, quiet=args.quiet)
+        if name == "floor":
+            for row in results["sizes"]:
+                print(
+                    f"  n={row['n']:4d}  mean H/n={row['mean']:.4f}  std={row['std']:.4f}  "
+                    f"converged={row['converged_fraction']:.2f}  minima={row['minima_fraction']:.2f}"
+                )
+            print(f"  theory: -E0={-results['e0']:.4f}  -Einf={-results['e_inf']:.4f}")
+    index = write_index(root)
+    print(f"run directory: {root}\nopen {index} (or {root / 'floor' / 'report.md'})")
     return 0
 
 
@@ -110,18 +152,43 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     desc.set_defaults(func=_spinglass_descend)
 
-    demo = commands.add_parser("demo", help="the floor of the 3-spin glass on embedded defaults")
-    demo.add_argument("--out", default=None, help="run directory (default runs/demo-floor-<time>)")
+    listing = commands.add_parser("list", help="list the experiments")
+    listing.set_defaults(func=_list)
+
+    run = commands.add_parser("run", help="run an experiment into a run directory")
+    run.add_argument("name", help="experiment name (see `deeplandscape list`)")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a configuration key")
+    run.add_argument("--out", default=None, help="run directory (default runs/NAME-<time>)")
+    run.add_argument("--seed", type=int, default=0)
+    scale = run.add_mutually_exclusive_group()
+    scale.add_argument("--quick", action="store_true", help="reduced sizes for smoke tests")
+    scale.add_argument("--paper", action="store_true", help="the papers' sizes (GPU or cluster)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(func=_run)
+
+    report = commands.add_parser("report", help="write an index page over run directories")
+    report.add_argument("runs_dir", nargs="?", default="runs")
+    report.set_defaults(func=_report)
+
+    demo = commands.add_parser("demo", help="floor and complexity of the 3-spin glass, demo scale")
+    demo.add_argument("--out", default=None, help="directory (default runs/demo-<time>)")
     demo.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])
     demo.add_argument("--runs", type=int, default=200)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # KEY=VALUE overrides may stand anywhere after `run NAME`, also after options.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "run" or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
     except (ValueError, FloatingPointError) as error:

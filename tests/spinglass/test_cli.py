@@ -28,17 +28,19 @@ def test_bad_argument_is_a_clean_error(capsys):
     assert "Invalid n" in capsys.readouterr().err
 
 
-def test_demo_writes_a_run_directory(tmp_path, capsys):
+def test_demo_writes_floor_and_complexity_runs_and_an_index(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--sizes", "12", "20", "--runs", "16"]) == 0
-    results = json.loads((out / "results.json").read_text())
-    config = json.loads((out / "config.json").read_text())
+    assert main(["demo", "--out", str(out), "--sizes", "12", "20", "--runs", "16", "--quiet"]) == 0
+    results = json.loads((out / "floor" / "results.json").read_text())
+    config = json.loads((out / "floor" / "config.json").read_text())
     assert config["sizes"] == [12, 20] and "deeplandscape_version" in config
     assert [row["n"] for row in results["sizes"]] == [12, 20]
     for row in results["sizes"]:
         assert row["converged_fraction"] == 1.0 and row["minima_fraction"] == 1.0
         assert -results["e0"] - 1e-6 <= row["min"]
-    assert (out / "floor.png").stat().st_size > 1000
-    assert (out / "floor.npz").exists() and (out / "report.md").exists()
-    assert not list(out.glob(".*.tmp"))
+    assert (out / "floor" / "floor.png").stat().st_size > 1000
+    assert json.loads((out / "complexity" / "results.json").read_text())["e0"] == theory.e0(3)
+    index = (out / "index.html").read_text()
+    assert "floor/report.html" in index and "complexity/report.html" in index
+    assert not list(out.rglob(".*.tmp"))
     assert str(out) in capsys.readouterr().out

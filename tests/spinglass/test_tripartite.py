@@ -51,11 +51,11 @@ def test_riemannian_objects_live_on_the_product_of_spheres():
     assert h.riemannian_hessian(sigma, basis="tangent").shape == (3, 3 * (n - 1), 3 * (n - 1))
 
 
-def test_descent_reaches_minima_below_the_pspin_floor_scale():
+def test_descent_reaches_minima():
     """Fewer constraints than the 3-spin: Sagun et al. report lower energies than −E_∞ for large n.
-    Here we check only what holds at n = 30: descent converges to index-0 points with H/n < −1."""
-    h = TripartiteSpinGlass(30, seed=1)
-    result = descend(h, h.random_configurations(32, seed=2), max_steps=5000)
+    Here we check only what holds at n = 20: descent converges to index-0 points with H/n < −1."""
+    h = TripartiteSpinGlass(20, seed=1)
+    result = descend(h, h.random_configurations(16, seed=2), max_steps=5000)
     assert result.converged.all()
     assert (result.energy_per_spin < -1.0).all()
     assert index(h, result.sigma).is_minimum.all()

@@ -13,9 +13,11 @@ from deeplandscape.spinglass.base import SphericalHamiltonian
 from deeplandscape.spinglass.critical import (
     IndexResult,
     MinimaGroups,
+    NewtonResult,
     group_minima,
     index,
     mean_cosine_distance,
+    newton_critical_points,
     overlap,
 )
 from deeplandscape.spinglass.descent import DescentResult, descend
@@ -27,6 +29,7 @@ __all__ = [
     "DescentResult",
     "IndexResult",
     "MinimaGroups",
+    "NewtonResult",
     "PSpinGlass",
     "SphericalHamiltonian",
     "SplitPSpinGlass",
@@ -35,6 +38,7 @@ __all__ = [
     "group_minima",
     "index",
     "mean_cosine_distance",
+    "newton_critical_points",
     "overlap",
     "theory",
 ]
