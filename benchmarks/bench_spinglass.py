@@ -63,6 +63,21 @@ def descend_gflops(n: int, batch: int, steps: int) -> dict:
     }
 
 
+def floor_run(n: int, runs: int) -> dict:
+    """The ``floor`` experiment's work for one size: GD to convergence from ``runs`` starts."""
+    h = PSpinGlass(n, 3, seed=0)
+    result = descend(h, h.random_configurations(runs, seed=1), lr=0.1, tol=1e-4, max_steps=20_000)
+    return {
+        "n": n,
+        "runs": runs,
+        "wall_seconds": result.wall_seconds,
+        "median_steps": float(result.steps.double().median()),
+        "max_steps": int(result.steps.max()),
+        "converged_fraction": result.converged_fraction,
+        "gflops": 2 * result.gradient_evaluations * n**3 / result.wall_seconds / 1e9,
+    }
+
+
 def scaling(ns, batches, p: int = 3) -> dict:
     by_n = []
     for n in ns:
@@ -92,6 +107,8 @@ def main() -> None:
         "matmul_after_gflops": matmul_gflops(1024 if args.quick else 2048),
     }
     if not args.quick:
+        floor = floor_run(100, 1000)
+        out["floor_n100_r1000"] = {**floor, "fraction_of_matmul": floor["gflops"] / ref}
         out["scaling"] = scaling((50, 100, 150, 200), (16, 64, 256, 1024))
     print(json.dumps(out, indent=2))
 

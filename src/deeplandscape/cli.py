@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs_dir", nargs="?", default="runs")
     report.set_defaults(func=_report)
 
+    from deeplandscape.analysis import inspect as inspect_command
+
+    inspect = commands.add_parser(
+        "inspect", help="landscape report of any model: Hessian, Fisher, D(x), width, slices"
+    )
+    inspect_command.add_arguments(inspect)
+    inspect.set_defaults(func=inspect_command.run)
+
     demo = commands.add_parser("demo", help="floor and complexity of the 3-spin glass, demo scale")
     demo.add_argument("--out", default=None, help="directory (default runs/demo-<time>)")
     demo.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])

@@ -32,6 +32,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a run directory's files are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

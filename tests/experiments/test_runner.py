@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deeplandscape.experiments import available, get
-from deeplandscape.experiments.report import markdown_to_html, write_index
+from deeplandscape.experiments.report import write_index
 from deeplandscape.experiments.runner import (
     ConfigError,
     Experiment,
@@ -20,6 +20,7 @@ from deeplandscape.experiments.runner import (
     resolve_config,
     run_experiment,
 )
+from deeplandscape.htmlreport import markdown_to_html
 
 
 def _toy(calls: list[str]) -> Experiment:

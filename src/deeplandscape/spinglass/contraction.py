@@ -36,8 +36,10 @@ def symmetrize(tensor: Tensor) -> Tensor:
 def outer_power(sigma: Tensor, power: int) -> Tensor:
     """σ^{⊗power} flattened: (B, n^power); ``power=0`` gives ones of shape (B, 1)."""
     batch = sigma.shape[0]
-    out = torch.ones(batch, 1, dtype=sigma.dtype, device=sigma.device)
-    for _ in range(power):
+    if power == 0:
+        return torch.ones(batch, 1, dtype=sigma.dtype, device=sigma.device)
+    out = sigma
+    for _ in range(power - 1):
         out = (out[:, :, None] * sigma[:, None, :]).reshape(batch, -1)
     return out
 

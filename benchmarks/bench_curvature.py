@@ -1,0 +1,266 @@
+"""Curvature and mini-batch-noise instruments: cost ratios measured side by side in one process.
+
+    .venv/bin/python benchmarks/bench_curvature.py [--threads 1] [--quick] [--only SECTION]
+
+Prints one JSON object:
+  hvp_vs_grad        one Hessian–vector product (HessianOperator.matvec, forward-over-reverse) against one
+                     eager ``loss.backward()`` on the same batch, for an MLP and a CNN (target: ratio ≤ 4);
+  lanczos_top10      top-10 (by magnitude) Hessian eigenvalues of a ≥100k-parameter MLP: Lanczos (full
+                     re-orthogonalization) against power iteration with deflation, HVPs, residuals, time,
+                     agreement;
+  per_sample         per-sample gradients of a batch of 256 with vmap against a Python loop (target ≥ 10×);
+  diffusion          D(x) spectrum for d ≥ 100k, N = 2000 by the Gram route: peak resident memory above the
+                     baseline against N·d and d·d floats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from deeplandscape.analysis.hvp import HessianOperator
+from deeplandscape.analysis.lanczos import lanczos
+from deeplandscape.analysis.noise import diffusion_spectrum
+from deeplandscape.analysis.per_sample import per_sample_gradients
+
+CE = nn.CrossEntropyLoss()
+
+
+def _paired_times(base, other, repeats: int) -> tuple[float, float, float]:
+    """Median times of ``base`` and ``other`` run alternately, and the median of the per-pair ratios
+    (a burst of load on a shared machine then hits both members of a pair alike)."""
+    base()
+    other()
+    tb, to, ratios = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        base()
+        t1 = time.perf_counter()
+        other()
+        t2 = time.perf_counter()
+        tb.append(t1 - t0)
+        to.append(t2 - t1)
+        ratios.append((t2 - t1) / (t1 - t0))
+    return statistics.median(tb), statistics.median(to), statistics.median(ratios)
+
+
+def _mlp(hidden: int = 128) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, hidden), nn.Tanh(), nn.Linear(hidden, 10))
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 5), nn.Tanh(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.Tanh(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.Tanh(), nn.Linear(64, 10),
+    )  # fmt: skip
+
+
+def _data(n: int, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def bench_hvp_vs_grad(repeats: int, batch: int) -> dict:
+    out = {}
+    for name, model, shape in [("mlp", _mlp(), (784,)), ("cnn", _cnn(), (1, 28, 28))]:
+        x, y = _data(batch, shape)
+
+        def grad_step(model=model, x=x, y=y):
+            model.zero_grad(set_to_none=True)
+            CE(model(x), y).backward()
+
+        row = {"batch": batch}
+        for mode in ("forward", "reverse"):
+            op = HessianOperator(model, CE, (x, y), mode=mode)
+            v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
+            t_grad, t_hvp, ratio = _paired_times(grad_step, lambda op=op, v=v: op.matvec(v), repeats)
+            row["params"] = op.dim
+            row[mode] = {"grad_s": t_grad, "hvp_s": t_hvp, "hvp_over_grad": ratio}
+        out[name] = row
+    return out
+
+
+def _power_iteration_deflation(op: HessianOperator, k: int, tol: float, max_iter: int, seed: int) -> dict:
+    """Plain power iteration on H − Σ_j λ_j u_j u_jᵀ, one eigenpair at a time (largest magnitude)."""
+    g = torch.Generator().manual_seed(seed)
+    values, vectors, hvps = [], [], 0
+    for _ in range(k):
+        v = torch.randn(op.dim, generator=g)
+        v /= v.norm()
+        lam = 0.0
+        for _ in range(max_iter):
+            w = op.matvec(v)
+            hvps += 1
+            for lj, uj in zip(values, vectors, strict=True):
+                w -= lj * (uj @ v) * uj
+            new = float(v @ w)
+            v = w / w.norm()
+            if abs(new - lam) <= tol * abs(new):
+                lam = new
+                break
+            lam = new
+        values.append(lam)
+        vectors.append(v)
+    residuals = [float((op.matvec(u) - lj * u).norm()) for lj, u in zip(values, vectors, strict=True)]
+    return {"eigenvalues": values, "hvps": hvps, "residuals": residuals}
+
+
+def bench_lanczos(n: int, hidden: int) -> dict:
+    model = _mlp(hidden)
+    x, y = _data(n, (784,))
+    op = HessianOperator(model, CE, [(x[i : i + 256], y[i : i + 256]) for i in range(0, n, 256)])
+    t0 = time.perf_counter()
+    result = lanczos(op, k=10, which="LM", tol=1e-3, seed=0)
+    t_lanczos = time.perf_counter() - t0
+    op_power = HessianOperator(model, CE, [(x[i : i + 256], y[i : i + 256]) for i in range(0, n, 256)])
+    t0 = time.perf_counter()
+    power = _power_iteration_deflation(op_power, 10, tol=1e-4, max_iter=500, seed=0)
+    t_power = time.perf_counter() - t0  # includes the 10 HVPs of its residual check
+    lam = result.eigenvalues.tolist()
+    # Power iteration orders by |λ| too; compare sorted by magnitude.
+    order = sorted(range(10), key=lambda i: abs(power["eigenvalues"][i]), reverse=True)
+    power_sorted = [power["eigenvalues"][i] for i in order]
+    rel = [abs(a - b) / abs(a) for a, b in zip(lam, power_sorted, strict=True)]
+    return {
+        "params": op.dim,
+        "samples": n,
+        "lanczos": {
+            "eigenvalues": lam,
+            "residuals": result.residuals.tolist(),
+            "relative_residual_max": float(result.residuals.max()) / max(abs(v) for v in lam),
+            "converged": bool(result.converged.all()),
+            "hvps": result.num_matvecs,
+            "time_s": t_lanczos,
+        },
+        "power_deflation": {
+            "eigenvalues": power_sorted,
+            "residuals": [power["residuals"][i] for i in order],
+            "hvps": power["hvps"],
+            "time_s": t_power,
+        },
+        "max_relative_disagreement": max(rel),
+        "hvp_ratio_power_over_lanczos": power["hvps"] / result.num_matvecs,
+        "time_ratio_power_over_lanczos": t_power / t_lanczos,
+    }
+
+
+def _small_fc() -> nn.Module:
+    """Thesis §6.3.1 small-fc without BatchNorm: 7×7 inputs, 64 hidden units, 10 classes."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(49, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def _small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 5), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 12 * 12, 10)
+    )
+
+
+def bench_per_sample(batch: int) -> dict:
+    out = {}
+    for name, model, shape in [
+        ("small_fc", _small_fc(), (49,)),
+        ("small_cnn", _small_cnn(), (1, 28, 28)),
+        ("mlp_100k", _mlp(128), (784,)),
+    ]:
+        x, y = _data(batch, shape)
+
+        def loop(model=model, x=x, y=y):
+            rows = []
+            params = list(model.parameters())
+            for k in range(x.shape[0]):
+                grads = torch.autograd.grad(CE(model(x[k : k + 1]), y[k : k + 1]), params)
+                rows.append(torch.cat([gr.reshape(-1) for gr in grads]))
+            return torch.stack(rows)
+
+        vm = per_sample_gradients(model, CE, (x, y)).gradients
+        max_err = float((vm - loop()).abs().max())
+        t_vmap, t_loop, speedup = _paired_times(
+            lambda model=model, x=x, y=y: per_sample_gradients(model, CE, (x, y)), loop, 5
+        )
+        out[name] = {
+            "params": sum(p.numel() for p in model.parameters()),
+            "batch": batch,
+            "loop_s": t_loop,
+            "vmap_s": t_vmap,
+            "speedup": speedup,
+            "max_abs_difference": max_err,
+        }
+    return out
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return -1
+
+
+def bench_diffusion(n: int, hidden: int) -> dict:
+    model = _mlp(hidden)
+    x, y = _data(n, (784,))
+    data = [(x[i : i + 250], y[i : i + 250]) for i in range(0, n, 250)]
+    d = sum(p.numel() for p in model.parameters())
+    base = _rss_kib("VmRSS:")
+    t0 = time.perf_counter()
+    spec = diffusion_spectrum(model, CE, data)
+    elapsed = time.perf_counter() - t0
+    peak = _rss_kib("VmHWM:")
+    extra = (peak - base) * 1024
+    return {
+        "params": d,
+        "samples": n,
+        "method": spec.method,
+        "time_s": elapsed,
+        "rank": spec.rank,
+        "relative_rank": spec.relative_rank,
+        "mean": spec.mean,
+        "std": spec.std,
+        "peak_rss_above_baseline_bytes": extra,
+        "n_times_d_float32_bytes": n * d * 4,
+        "d_times_d_float32_bytes": d * d * 4,
+        "peak_over_nd": extra / (n * d * 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable ratios on a shared box)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--only", choices=["diffusion", "hvp", "per_sample", "lanczos"], help="run one section only"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    result = {"torch": torch.__version__, "threads": args.threads, "dtype": "float32"}
+    sections = [args.only] if args.only else ["diffusion", "hvp", "per_sample", "lanczos"]
+    # D(x) first: its peak resident memory is measured from this process's baseline.
+    if "diffusion" in sections:
+        result["diffusion"] = bench_diffusion(n=200 if quick else 2000, hidden=128)
+    if "hvp" in sections:
+        result["hvp_vs_grad"] = bench_hvp_vs_grad(repeats=5 if quick else 20, batch=256)
+        result["hvp_vs_grad_batch1024"] = bench_hvp_vs_grad(repeats=3 if quick else 10, batch=1024)
+    if "per_sample" in sections:
+        result["per_sample"] = bench_per_sample(batch=64 if quick else 256)
+    if "lanczos" in sections:
+        result["lanczos_top10"] = bench_lanczos(n=256 if quick else 1024, hidden=128)
+    print(
+        json.dumps(result, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o) else o)
+    )
+
+
+if __name__ == "__main__":
+    main()

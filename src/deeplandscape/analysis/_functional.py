@@ -1,0 +1,118 @@
+"""The data-set loss of a model as a pure function of its trainable parameters (for ``torch.func``).
+
+The curvature and noise instruments differentiate
+
+    f(x) = Σ_b n_b ℓ_b(x) / Σ_b n_b,
+
+where ``ℓ_b`` is the (mean-reduced) loss of batch ``b`` with ``n_b`` samples, so that a data set split into
+unequal batches gives the same function as one batch holding all samples. :class:`FunctionalLoss`
+snapshots the trainable parameters and the buffers of a model, and evaluates ``ℓ_b`` with
+:func:`torch.func.functional_call`, never writing into the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from deeplandscape.analysis._model import Batch, LossFn, as_batches, trainable_parameters
+
+
+def _is_batchnorm(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+class FunctionalLoss:
+    """``ℓ_b(x)`` for the batches of a data set, as a pure function of a parameter dict ``x``.
+
+    Args:
+        model: the network; its trainable parameters (``requires_grad=True``) are the variables, every
+            other parameter and every buffer is held fixed at its current value.
+        loss_fn: ``loss_fn(outputs, targets)`` returning a scalar with mean reduction over the batch.
+        data: a DataLoader, a list of ``(inputs, targets)`` batches, or one batch.
+        train: evaluate the model in train mode (BatchNorm batch statistics, active Dropout). Default
+            ``False``: eval mode, the deterministic function of the weights measured in Thesis §6.3.1.
+    """
+
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, data: Iterable[Batch] | Batch, *, train: bool = False
+    ) -> None:
+        if not callable(loss_fn):
+            raise ValueError(f"Invalid loss_fn: {loss_fn!r} is not callable")
+        self.model = model
+        self.loss_fn = loss_fn
+        self.train = bool(train)
+        self.batches = as_batches(data)
+        params = trainable_parameters(model)
+        self.names = list(params)
+        self.shapes = [p.shape for p in params.values()]
+        self.numels = [p.numel() for p in params.values()]
+        self.params = {name: p.detach().clone() for name, p in params.items()}
+        first = next(iter(self.params.values()))
+        self.dtype = first.dtype
+        self.device = first.device
+        if any(p.dtype != self.dtype or p.device != self.device for p in self.params.values()):
+            raise ValueError("Invalid model: trainable parameters must share one dtype and one device")
+        self.fixed = {
+            name: t.detach().clone()
+            for name, t in [*model.named_parameters(), *model.named_buffers()]
+            if name not in self.params
+        }
+        self.dim = sum(self.numels)
+        self.num_samples = sum(int(x.shape[0]) for x, _ in self.batches)
+        self.has_batchnorm = any(_is_batchnorm(m) for m in model.modules())
+
+    def flatten(self, tensors: dict[str, Tensor] | Iterable[Tensor]) -> Tensor:
+        """Concatenate per-parameter tensors (a dict by name, or a sequence in parameter order)."""
+        values = [tensors[n] for n in self.names] if isinstance(tensors, dict) else list(tensors)
+        return torch.cat([t.reshape(-1) for t in values])
+
+    def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
+        """Split a flat vector of length ``dim`` into per-parameter views, by parameter name."""
+        self.check_vector(vector, "vector")
+        return {
+            name: chunk.view(shape)
+            for name, chunk, shape in zip(self.names, vector.split(self.numels), self.shapes, strict=True)
+        }
+
+    def check_vector(self, vector: Tensor, name: str) -> None:
+        """``ValueError`` unless ``vector`` is a 1-D tensor of length ``dim``."""
+        if not isinstance(vector, Tensor) or vector.dim() != 1 or vector.shape[0] != self.dim:
+            shape = tuple(vector.shape) if isinstance(vector, Tensor) else type(vector).__name__
+            raise ValueError(f"Invalid {name}: shape {shape}, expected ({self.dim},) (one entry per weight)")
+
+    def batch_loss(self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+        """``ℓ_b(x)``: the loss of one batch at parameters ``params`` (differentiable by ``torch.func``)."""
+        # Fresh buffer copies: in train mode BatchNorm writes running statistics into them, never into
+        # the model or into the snapshot.
+        state = {**{k: v.clone() for k, v in self.fixed.items()}, **params}
+        outputs = functional_call(self.model, state, (inputs,))
+        loss = self.loss_fn(outputs, targets)
+        if loss.dim() != 0:
+            raise ValueError(
+                f"Invalid loss_fn: returned shape {tuple(loss.shape)}, expected a scalar (mean reduction)"
+            )
+        return loss
+
+    def weight(self, index: int) -> float:
+        """``n_b / Σ n_b`` for batch ``index``."""
+        return self.batches[index][0].shape[0] / self.num_samples
+
+
+def all_finite(tensor: Tensor) -> bool:
+    """Whether every entry of ``tensor`` is finite.
+
+    A sum is finite when every term is; only when it is not (a NaN/Inf, or an overflow of the sum itself)
+    is the exact element-wise check run, which avoids a boolean copy of a large tensor in the common case.
+    """
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
+def check_finite(value: Tensor, what: str, where: str) -> None:
+    """``ValueError`` saying ``where`` a NaN/Inf appeared in ``what``."""
+    if not all_finite(value):
+        shown = f" = {value.item()}" if value.numel() == 1 else ""
+        raise ValueError(f"Non-finite {what}{shown} on {where}")

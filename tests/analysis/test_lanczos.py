@@ -1,0 +1,122 @@
+import pytest
+import torch
+from torch import nn
+
+from deeplandscape.analysis.hvp import HessianOperator
+from deeplandscape.analysis.lanczos import lanczos, lanczos_tridiagonal
+from deeplandscape.analysis.linear_operator import MatrixOperator, to_scipy
+
+from ._curvature_cases import (  # noqa: F401
+    assert_unchanged,
+    busy_model,
+    cnn,
+    cnn_data,
+    mlp,
+    mlp_data,
+    oracle_hessian,
+    single_thread,
+    snapshot,
+)
+from ._wishart import SPIKES, SpikedWishart, outlier
+
+CE = nn.CrossEntropyLoss()
+
+
+@pytest.mark.parametrize(("make_model", "make_data"), [(mlp, mlp_data), (cnn, cnn_data)])
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_lanczos_on_hvps_matches_dense_oracle_spectrum(make_model, make_data, which):
+    model, data = make_model(), make_data()
+    exact = torch.linalg.eigvalsh(oracle_hessian(model, CE, data))
+    expected = {
+        "LA": exact.flip(0)[:3],
+        "SA": exact[:3],
+        "LM": exact[torch.argsort(exact.abs(), descending=True)][:3],
+    }[which]
+    op = HessianOperator(model, CE, data)
+    result = lanczos(op, k=3, which=which, tol=1e-10)
+    torch.testing.assert_close(result.eigenvalues, expected, rtol=1e-8, atol=1e-10)
+    assert bool(result.converged.all()) and result.num_matvecs == op.num_matvecs
+    # Residuals are the true ‖H y − θ y‖ of the returned pairs.
+    h = oracle_hessian(model, CE, data)
+    true = (h @ result.eigenvectors - result.eigenvectors * result.eigenvalues).norm(dim=0)
+    torch.testing.assert_close(result.residuals, true, rtol=1e-3, atol=1e-12)
+    gram = result.eigenvectors.T @ result.eigenvectors
+    torch.testing.assert_close(gram, torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-10)
+
+
+def test_spiked_wishart_outliers():
+    op = SpikedWishart(d=2000, seed=0)
+    result = lanczos(op, k=4, which="LA", seed=1)
+    for value, theta in zip(result.eigenvalues[:3].tolist(), SPIKES, strict=True):
+        assert value == pytest.approx(outlier(theta), abs=0.15)
+    assert result.eigenvalues[3] < 4.15  # the bulk edge of Marchenko–Pastur is 4
+    assert bool(result.converged.all())
+    assert result.num_matvecs < 200
+
+
+def test_multiplicity_needs_a_block_and_smallest_magnitude():
+    q, _ = torch.linalg.qr(torch.randn(12, 12, dtype=torch.float64))
+    values = torch.tensor([3.0, 3, 3, 2, 2, -1, 0.5, 0.1, 0.1, -0.05, 1, 1.5], dtype=torch.float64)
+    a = q @ torch.diag(values) @ q.T
+    block = lanczos(a, k=5, which="LA", block_size=3)
+    torch.testing.assert_close(block.eigenvalues, torch.tensor([3.0, 3, 3, 2, 2], dtype=torch.float64))
+    single = lanczos(MatrixOperator(a), k=3, which="SM")  # one start vector: one copy of 0.1
+    torch.testing.assert_close(single.eigenvalues.abs(), torch.tensor([0.05, 0.1, 0.5], dtype=torch.float64))
+    sm = lanczos(MatrixOperator(a), k=3, which="SM", block_size=2)
+    torch.testing.assert_close(sm.eigenvalues.abs(), torch.tensor([0.05, 0.1, 0.1], dtype=torch.float64))
+    assert sm.basis_size <= 12
+
+
+def test_lanczos_tridiagonal_reproduces_krylov_projection():
+    a = torch.randn(30, 30, dtype=torch.float64)
+    a = a + a.T
+    start = torch.randn(30, dtype=torch.float64)
+    tri = lanczos_tridiagonal(a, start, 30)
+    torch.testing.assert_close(
+        torch.linalg.eigvalsh(tri.matrix()), torch.linalg.eigvalsh(a), rtol=1e-9, atol=1e-9
+    )
+    # An operator with 2 distinct eigenvalues has an invariant Krylov space after 2 steps.
+    two = torch.diag(torch.tensor([1.0] * 10 + [2.0] * 10, dtype=torch.float64))
+    tri = lanczos_tridiagonal(two, torch.ones(20, dtype=torch.float64), 10)
+    assert tri.invariant and tri.num_matvecs == 2
+
+
+def test_lanczos_leaves_model_unchanged_and_scipy_export_agrees():
+    model = busy_model()
+    g = torch.Generator().manual_seed(4)
+    data = [
+        (torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
+    ]
+    before = snapshot(model)
+    op = HessianOperator(model, CE, data)
+    result = lanczos(op, k=2)
+    assert_unchanged(model, before)
+    lin = to_scipy(op)
+    y = result.eigenvectors[:, 0].numpy()
+    assert abs(float(y @ lin.matvec(y)) - float(result.eigenvalues[0])) < 1e-10
+
+
+def test_bad_input_errors():
+    a = torch.eye(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"Invalid k: 5, expected an integer in \[1, d=4\]"):
+        lanczos(a, k=5)
+    with pytest.raises(ValueError, match="Invalid k: 0"):
+        lanczos(a, k=0)
+    with pytest.raises(ValueError, match="Invalid which: 'BE'"):
+        lanczos(a, k=1, which="BE")
+    with pytest.raises(ValueError, match="Invalid block_size"):
+        lanczos(a, k=1, block_size=0)
+    with pytest.raises(ValueError, match="Invalid max_basis"):
+        lanczos(a, k=3, max_basis=2)
+    with pytest.raises(ValueError, match="Invalid tol"):
+        lanczos(a, k=1, tol=0.0)
+    with pytest.raises(ValueError, match="not symmetric"):
+        lanczos(torch.triu(torch.ones(3, 3, dtype=torch.float64)), k=1)
+    with pytest.raises(ValueError, match="Invalid matrix"):
+        lanczos(torch.ones(3, 2), k=1)
+    with pytest.raises(ValueError, match="Invalid operator"):
+        lanczos(object(), k=1)
+    with pytest.raises(ValueError, match="Invalid num_steps"):
+        lanczos_tridiagonal(a, torch.ones(4, dtype=torch.float64), 5)
+    with pytest.raises(ValueError, match="Invalid start"):
+        lanczos_tridiagonal(a, torch.ones(3, dtype=torch.float64), 2)

@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from deeplandscape.analysis.slq import spectral_density
+from deeplandscape.analysis.spectrum import density_statistics
+
+from ._curvature_cases import single_thread  # noqa: F401
+from ._wishart import SPIKES, SpikedWishart, mp_cdf, outlier
+
+
+@pytest.fixture(scope="module")
+def wishart_density():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module scope runs before the per-test single_thread fixture
+    try:
+        op = SpikedWishart(d=2000, seed=0)
+        return op, spectral_density(op, num_probes=6, num_steps=80, seed=2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_spiked_wishart_bulk_on_zero_four(wishart_density):
+    op, density = wishart_density
+    assert density.num_matvecs == 6 * 80
+    # Mass: all but the 3 outliers (3/d of the spectrum) lies in the Marchenko–Pastur bulk [0, 4].
+    bulk, _ = density.mass(-0.05, 4.1)
+    assert bulk == pytest.approx(1 - len(SPIKES) / op.dim, abs=0.01)
+    # Distribution function against Marchenko–Pastur (quadrature resolution ~ 1/num_steps).
+    for x in (0.25, 0.5, 1.0, 2.0, 3.0):
+        cdf, _ = density.mass(-1.0, x)
+        assert cdf == pytest.approx(mp_cdf(x), abs=0.03), x
+    # The smoothed density integrates to 1 and its first moment is tr A / d within 3 standard errors.
+    assert float(torch.trapezoid(density.density, density.grid)) == pytest.approx(1.0, abs=1e-3)
+    first, first_err = density.moment(1)
+    assert abs(first - op.trace() / op.dim) <= 3 * first_err + 1e-12
+    # The outliers are nodes of the quadrature: each Lanczos run resolves the top of the spectrum.
+    top = density.nodes.nan_to_num(-1.0).max(dim=1).values
+    assert torch.all((top - outlier(SPIKES[0])).abs() < 0.15)
+
+
+def test_density_statistics_of_wishart(wishart_density):
+    op, density = wishart_density
+    stats = density_statistics(density, threshold=1e-3)
+    assert stats.index == pytest.approx(0.0, abs=1e-9)  # the operator is positive semi-definite
+    assert stats.arithmetic_mean == pytest.approx(
+        op.trace() / op.dim, abs=3 * stats.std_error["arithmetic_mean"]
+    )
+    assert stats.num_eigenvalues == op.dim
+
+
+def test_indefinite_matrix_index_and_defaults():
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    values = torch.cat([-torch.ones(50), torch.zeros(50), torch.ones(100)]).double()
+    a = q @ torch.diag(values) @ q.T
+    density = spectral_density(a, num_probes=10, num_steps=30, seed=0)
+    # Three distinct eigenvalues: Lanczos stops after 3 steps with exact quadrature.
+    assert density.num_matvecs == 30
+    stats = density_statistics(density)
+    assert stats.normalized_index == pytest.approx(0.25, abs=3 * stats.std_error["normalized_index"] + 1e-9)
+    assert stats.fraction_near_zero == pytest.approx(
+        0.25, abs=3 * stats.std_error["fraction_near_zero"] + 1e-9
+    )
+    assert density.sigma == pytest.approx(0.02)
+
+
+def test_bad_input_errors():
+    a = torch.eye(3, dtype=torch.float64)
+    for kwargs, match in [
+        ({"num_probes": 0}, "Invalid num_probes: 0"),
+        ({"num_steps": 0}, "Invalid num_steps: 0"),
+        ({"num_points": 1}, "Invalid num_points: 1"),
+        ({"sigma": -1.0}, "Invalid sigma: -1.0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            spectral_density(a, **kwargs)
+
+
+def test_slq_on_a_model_leaves_it_unchanged():
+    from torch import nn
+
+    from deeplandscape.analysis.hvp import HessianOperator
+
+    from ._curvature_cases import assert_unchanged, busy_model, snapshot
+
+    model = busy_model()
+    before = snapshot(model)
+    data = (torch.randn(4, 2, 6, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0]))
+    density = spectral_density(HessianOperator(model, nn.CrossEntropyLoss(), data), num_probes=2, num_steps=5)
+    assert density.num_matvecs == 10
+    assert_unchanged(model, before)
