@@ -56,6 +56,7 @@ def test_field_parameter_and_critical_field():
         for coupling in [0.5, 1.0, 2.0]:
             nu_c = theory.critical_field(p, coupling)
             assert abs(theory.field_parameter(p, nu_c, coupling)) < 1e-14
+            assert abs(theory.B(p, nu_c, coupling)) < 1e-14  # at ν = ν_c, B = 0
             assert theory.field_parameter(p, 0.0, coupling) == pytest.approx(1 - 2 / p)
             assert (
                 theory.field_parameter(p, 0.9 * nu_c, coupling)

@@ -129,6 +129,9 @@ def field_parameter(p: int, nu: float, coupling: float = 1.0) -> float:
     return (j2 * p * (p - 2) - nu * nu) / (j2 * p * p + nu * nu)
 
 
+B = field_parameter  # the paper's name for it, eq. (8)
+
+
 def field_for_parameter(p: int, b: float, coupling: float = 1.0) -> float:
     """The field ν that gives a parameter B (the inverse of eq. (8)): ν² = J² p (p−2 − pB)/(1 + B)."""
     p = _check_p(p)
