@@ -1,0 +1,174 @@
+"""Plumbing shared by every optimizer of :mod:`deeplandscape.optim`.
+
+- :func:`check` validates a hyperparameter and raises ``ValueError("Invalid <name>: <value> (...)")``;
+- :func:`check_finite_grads` stops a step before any state changes when a gradient holds a NaN or an Inf;
+- :class:`SeededOptimizer` is a ``torch.optim.Optimizer`` that owns explicit ``torch.Generator`` objects
+  (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+
+def check(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    choices: Sequence[Any] | None = None,
+    allow_inf: bool = False,
+) -> None:
+    """Raise ``ValueError("Invalid <name>: <value> (<allowed range>)")`` unless ``value`` is allowed.
+
+    Numbers must be real and finite (``allow_inf`` admits +inf), lie in the interval given by ``low`` /
+    ``high`` (closed unless ``low_open`` / ``high_open``), and be integers when ``integer`` is set.
+    """
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(f"Invalid {name}: {value!r} (must be one of {', '.join(map(repr, choices))})")
+        return
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    interval = (
+        f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+    )
+    kind = "an integer" if integer else "a real number"
+    allowed = f"must be {kind} in {interval}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"Invalid {name}: {value!r} ({allowed})")
+    if integer and not isinstance(value, int):
+        raise ValueError(f"Invalid {name}: {value!r} ({allowed})")
+    if math.isnan(value) or (math.isinf(value) and not (allow_inf and value > 0)):
+        raise ValueError(f"Invalid {name}: {value!r} ({allowed})")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"Invalid {name}: {value!r} ({allowed})")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"Invalid {name}: {value!r} ({allowed})")
+
+
+def check_finite_grads(grads: Sequence[Tensor], indices: Sequence[int], group_index: int, step: int) -> None:
+    """Raise ``FloatingPointError`` naming the parameter if any gradient holds a NaN or an Inf.
+
+    ``indices[i]`` is the position of ``grads[i]``'s parameter in its param group.
+
+    One fused pass computes the 2-norms (NaN or Inf whenever an entry is); only when one of them is not
+    finite are the entries checked one by one (a 2-norm can also overflow). Called before an optimizer
+    touches any state, so a bad gradient leaves parameters, buffers, counters and generators as they were.
+    """
+    if not grads:
+        return
+    norms = torch._foreach_norm(list(grads))
+    if bool(torch.stack([n.to(torch.float32) for n in norms]).isfinite().all()):
+        return
+    # The 2-norm (one cheap pass) is NaN/Inf when an entry is, but may also overflow: confirm exactly.
+    bad = [j for j, g in enumerate(grads) if not bool(g.isfinite().all())]
+    if not bad:
+        return
+    i = bad[0]
+    what = "nan" if bool(grads[i].isnan().any()) else "inf"
+    raise FloatingPointError(
+        f"Non-finite gradient ({what}) in param group {group_index}, parameter {indices[i]} "
+        f"of shape {tuple(grads[i].shape)} at step {step}; the optimizer state was left unchanged"
+    )
+
+
+def draw_seed() -> int:
+    """A seed taken from torch's global generator, so that ``torch.manual_seed`` fixes it too."""
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
+
+
+class SeededOptimizer(Optimizer):
+    """``torch.optim.Optimizer`` with its own random generators, saved and restored with the state.
+
+    ``seed`` (an int ≥ 0, or ``None`` to draw one from torch's global generator) seeds one
+    ``torch.Generator`` per device on which parameters live. ``state_dict()`` adds
+    ``{"rng": {"seed": int, "states": {device: ByteTensor}}}``; ``load_state_dict`` restores it, so a
+    resumed run draws exactly the numbers the uninterrupted run would have drawn.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], seed: int | None = None) -> None:
+        if seed is not None:
+            check("seed", seed, low=0, integer=True)
+        self._seed = draw_seed() if seed is None else int(seed)
+        self._generators: dict[str, torch.Generator] = {}
+        super().__init__(params, defaults)
+
+    @property
+    def seed(self) -> int:
+        """The seed of the optimizer's generators."""
+        return self._seed
+
+    def generator(self, device: torch.device | str) -> torch.Generator:
+        """The optimizer's generator for ``device`` (created and seeded on first use)."""
+        device = torch.device(device)
+        if device.type != "cpu" and device.index is None:
+            device = torch.device(device.type, torch.get_device_module(device.type).current_device())
+        key = str(device)
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self._seed)
+            self._generators[key] = gen
+        return gen
+
+    def scratch(self, p: Tensor, key: str) -> Tensor:
+        """A persistent work buffer shaped like ``p`` (not part of the state: its content lives one step).
+
+        Reusing it spares a fresh parameter-sized allocation (and its page faults) at every step.
+        """
+        scratch = self.__dict__.setdefault("_scratch", {})
+        buf = scratch.get((key, p))
+        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
+            buf = scratch[(key, p)] = torch.empty_like(p, memory_format=torch.contiguous_format)
+        return buf
+
+    def randn_like_params(self, params: Sequence[Tensor]) -> list[Tensor]:
+        """Standard normal tensors shaped like ``params``, drawn in order from the optimizer's generators.
+
+        They are written into per-parameter work buffers (the numbers are those ``torch.randn`` would
+        draw) and stay valid until the next call.
+        """
+        out = []
+        for p in params:
+            buf = self.scratch(p, "noise")
+            buf.normal_(generator=self.generator(p.device))
+            out.append(buf)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.Optimizer.state_dict()`` plus the generators' seed and states."""
+        sd = super().state_dict()
+        sd["rng"] = {
+            "seed": self._seed,
+            "states": {key: gen.get_state() for key, gen in self._generators.items()},
+        }
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load the state written by :meth:`state_dict`, generators included."""
+        state_dict = dict(state_dict)
+        rng = state_dict.pop("rng", None)
+        super().load_state_dict(state_dict)
+        if rng is not None:
+            self._seed = int(rng["seed"])
+            self._generators = {}
+            for key, gen_state in rng["states"].items():
+                self.generator(key).set_state(gen_state)
+
+
+def use_foreach(foreach: bool | None, params: Sequence[Tensor]) -> bool:
+    """Resolve the ``foreach`` knob: ``None`` picks the fused multi-tensor path unless a tensor is sparse."""
+    if foreach is None:
+        return not any(p.is_sparse for p in params)
+    return bool(foreach)

@@ -1,0 +1,125 @@
+"""A base optimizer fed with perturbed gradients: the machinery of AnnealSGD and GradientNoise.
+
+Both methods replace the mini-batch gradient g by g + δ before an ordinary update (AnnealSGD paper
+Alg. 1 line 10, "adapted to the underlying implementation of SGD"): δ is a fixed, annealed field for
+AnnealSGD and fresh annealed Gaussian noise for GradientNoise. :class:`PerturbedGradientOptimizer` wraps any
+``torch.optim.Optimizer`` class: the wrapper and the base optimizer share the very same param-group dicts,
+so every knob (the base optimizer's ``lr``, ``momentum``, … and the wrapper's own) lives in one place and LR
+schedulers act on it. ``p.grad`` is handed to the base optimizer as g + δ for the duration of its step and
+restored to g afterwards, bit for bit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._common import SeededOptimizer, check_finite_grads, use_foreach
+
+
+class PerturbedGradientOptimizer(SeededOptimizer):
+    """Run ``base(params, **base_kwargs)`` on g + δ, where subclasses define δ per step.
+
+    Subclasses implement :meth:`_perturbs` (is δ ≠ 0? otherwise the base optimizer sees g itself) and
+    :meth:`_perturb_into`, writing g + δ into per-parameter work buffers. The group counter
+    ``group["step"]`` (mini-batch steps taken by that group) is saved with the param groups.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        defaults: dict[str, Any],
+        base: type[Optimizer],
+        base_kwargs: dict[str, Any],
+        seed: int | None,
+    ) -> None:
+        if not (isinstance(base, type) and issubclass(base, Optimizer)):
+            raise ValueError(f"Invalid base: {base!r} (must be a torch.optim.Optimizer subclass)")
+        clash = sorted(set(defaults) & set(inspect.signature(base.__init__).parameters))
+        if clash:
+            raise ValueError(
+                f"Invalid base: {base.__name__} has arguments {clash} that clash with those of "
+                f"{type(self).__name__}"
+            )
+        defaults = {**defaults, "step": 0}
+        super().__init__(params, defaults, seed)
+        # The base optimizer's add_param_group fills its defaults into our group dicts and keeps them.
+        self.base = base(self.param_groups, **base_kwargs)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group to this optimizer and to the wrapped base optimizer (the same dict)."""
+        super().add_param_group(param_group)
+        if "base" in self.__dict__:
+            self.base.add_param_group(param_group)
+            self._init_group(param_group)
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        """Validate a group's knobs and create its state (subclasses)."""
+
+    def _perturbs(self, group: dict[str, Any]) -> bool:
+        """Whether δ ≠ 0 for this group at its current step (subclasses)."""
+        raise NotImplementedError
+
+    def _perturb_into(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        outs: list[Tensor],
+        foreach: bool,
+    ) -> None:
+        """Write g + δ into ``outs`` for ``params`` (group members with a gradient) (subclasses)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
+        """Hand g + δ to the base optimizer's step; return the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        active = []
+        for gi, group in enumerate(self.param_groups):
+            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
+            params = [group["params"][i] for i in idx]
+            check_finite_grads([p.grad for p in params], idx, gi, group["step"])
+            active.append(params)
+        originals: list[tuple[Tensor, Tensor]] = []
+        try:
+            for group, params in zip(self.param_groups, active, strict=True):
+                if not params or not self._perturbs(group):
+                    continue
+                grads = [p.grad for p in params]
+                outs = [self.scratch(p, "grad") for p in params]
+                self._perturb_into(group, params, grads, outs, use_foreach(group.get("foreach"), params))
+                for p, g, new in zip(params, grads, outs, strict=True):
+                    originals.append((p, g))
+                    p.grad = new
+            self.base.step()
+        finally:
+            for p, g in originals:
+                p.grad = g
+        for group, params in zip(self.param_groups, active, strict=True):
+            if params:
+                group["step"] += 1
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: own state, the base optimizer's state, param groups, generators."""
+        sd = super().state_dict()
+        sd["base_state"] = self.base.state_dict()["state"]
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state written by :meth:`state_dict` (own state, base state, groups, generators)."""
+        state_dict = dict(state_dict)
+        base_state = state_dict.pop("base_state", {})
+        self.base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
+        super().load_state_dict(state_dict)
+        # Re-link: both optimizers must again share the same group dicts.
+        self.base.param_groups = list(self.param_groups)

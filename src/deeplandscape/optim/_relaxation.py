@@ -1,0 +1,153 @@
+"""Machinery shared by the two-loop relaxation optimizers: Entropy-SGD, Entropy-Adam, HJ and Heat.
+
+These methods (Thesis Ch. 3 Alg. 2, §4.6.1) keep *reference weights* x and move an *inner iterate* (y for
+Entropy-SGD/HJ, a Gaussian perturbation x + ε for Heat) for L mini-batches before each update of x. Here
+one ``step()`` consumes one mini-batch gradient, as in an ordinary training loop; the model's parameters
+hold the inner iterate, where the next gradient must be evaluated, and every L-th step is an outer update
+of x. x lives in ``state[p]["reference"]`` and :meth:`RelaxationOptimizer.reference_weights` puts it into
+the model for evaluation or checkpointing.
+
+Counters live in each param group (saved with it): ``step`` (mini-batch steps), ``cycle_step`` (position in
+the current cycle of L steps) and ``outer_step`` (outer updates done, t in the scoping γ_t = γ0(1 − γ1)^t of
+Thesis §3.2.3).
+
+BatchNorm: running statistics are buffers, not parameters, so no optimizer here touches them. During
+training they follow the forward passes, i.e. the inner iterates; inside ``reference_weights()`` they are
+*not* the statistics of x. Call :func:`deeplandscape.optim.recompute_batchnorm` inside the context before
+evaluating (it overwrites the running statistics with those of x).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._common import SeededOptimizer, check
+
+
+class RelaxationOptimizer(SeededOptimizer):
+    """Base class: reference weights, per-group cycle counters, scoping and the outer update rules."""
+
+    _in_reference = False
+
+    def _check_common(self, g: dict[str, Any]) -> None:
+        check("lr", g["lr"], low=0.0)
+        check("L", g["L"], low=1, integer=True)
+        check("scoping", g["scoping"], low=0.0, high=1.0, high_open=True)
+        check("momentum", g["momentum"], low=0.0, high=1.0, high_open=True)
+        check("nesterov", g["nesterov"], choices=(False, True))
+        check("weight_decay", g["weight_decay"], low=0.0)
+
+    @staticmethod
+    def scope(group: dict[str, Any]) -> float:
+        """γ_t = γ0 (1 − γ1)^t with t = ``group["outer_step"]`` (Thesis §3.2.3)."""
+        return group["gamma"] * (1.0 - group["scoping"]) ** group["outer_step"]
+
+    @contextmanager
+    def reference_weights(self) -> Iterator[None]:
+        """Put the reference weights x into the parameters; restore the inner iterate on exit.
+
+        Use it to evaluate or checkpoint the model at x: ``with opt.reference_weights(): evaluate(model)``.
+        Parameters without optimizer state (never given a gradient) already hold x. Calling ``step()`` inside
+        the block raises ``RuntimeError``.
+        """
+        saved = []
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    state = self.state.get(p)
+                    if state and "reference" in state:
+                        saved.append((p, p.detach().clone()))
+                        p.copy_(state["reference"])
+        self._in_reference = True
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, inner in saved:
+                    p.copy_(inner)
+            self._in_reference = False
+
+    def _refuse_inside_reference(self) -> None:
+        if self._in_reference:
+            raise RuntimeError("step() called inside reference_weights(); leave the block first")
+
+
+def momentum_update_(
+    xs: list[Tensor],
+    ds: list[Tensor],
+    bufs: list[Tensor],
+    *,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    foreach: bool,
+) -> None:
+    """x ← x − lr·M(d) in place, M as ``torch.optim.SGD``'s momentum (no dampening).
+
+    b ← μb + d; M(d) = d + μb (Nesterov) or b (heavy ball); μ = 0 gives x ← x − lr·d. The Nesterov
+    direction is applied as two in-place additions, so no parameter-sized temporary is allocated.
+    """
+    if momentum == 0:
+        if foreach:
+            torch._foreach_add_(xs, ds, alpha=-lr)
+        else:
+            for x, d in zip(xs, ds, strict=True):
+                x.add_(d, alpha=-lr)
+        return
+    if foreach:
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, ds)
+        if nesterov:
+            torch._foreach_add_(xs, ds, alpha=-lr)
+            torch._foreach_add_(xs, bufs, alpha=-lr * momentum)
+        else:
+            torch._foreach_add_(xs, bufs, alpha=-lr)
+        return
+    for x, d, b in zip(xs, ds, bufs, strict=True):
+        b.mul_(momentum).add_(d)
+        if nesterov:
+            x.add_(d, alpha=-lr)
+            x.add_(b, alpha=-lr * momentum)
+        else:
+            x.add_(b, alpha=-lr)
+
+
+def adam_update(
+    xs: list[Tensor],
+    ds: list[Tensor],
+    ms: list[Tensor],
+    vs: list[Tensor],
+    *,
+    t: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    foreach: bool,
+) -> None:
+    """Adam (Kingma & Ba 2014) on the direction ``ds`` at Adam step t ≥ 1, written as ``torch.optim.Adam``.
+
+    m ← β1 m + (1 − β1) d, v ← β2 v + (1 − β2) d², x ← x − lr·(m/(1 − β1^t)) / (√(v/(1 − β2^t)) + eps).
+    """
+    beta1, beta2 = betas
+    step_size = lr / (1.0 - beta1**t)
+    bc2_sqrt = math.sqrt(1.0 - beta2**t)
+    if foreach:
+        torch._foreach_lerp_(ms, ds, 1.0 - beta1)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, ds, ds, value=1.0 - beta2)
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(xs, ms, denom, value=-step_size)
+        return
+    for x, d, m, v in zip(xs, ds, ms, vs, strict=True):
+        m.lerp_(d, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(d, d, value=1.0 - beta2)
+        denom = (v.sqrt() / bc2_sqrt).add_(eps)
+        x.addcdiv_(m, denom, value=-step_size)

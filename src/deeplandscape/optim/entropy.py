@@ -1,0 +1,337 @@
+"""Entropy-SGD and Entropy-Adam: descent on Local Entropy (Thesis Ch. 3, Alg. 2; §3.2.2–3.2.3, §4.6.1.1).
+
+Alg. 2 with one ``step()`` per mini-batch gradient. With x the reference weights, y the inner iterate (held
+by the model's parameters), z the running average and γ_t = γ0(1 − γ1)^t the scope after t outer updates:
+
+    at the start of a cycle:  y = x,  z ← x,  inner momentum ← 0                         (Alg. 2 line 1)
+    each step (ℓ = 1..L):     y ← y − η[M(∇f_b(y) + λy) + γ_t^{-1}(y − x)] + √(2η β^{-1}) ε   (lines 3–4)
+                              z ← αz + (1 − α) y,   ε ∼ N(0, I)                          (line 5)
+    after the L-th step:      x ← x − η′·M′(x − z);  y ← x                        (line 6, scaled, §3.2.3)
+
+M and M′ are (Nesterov) momentum in the inner and outer loops ("we have used SGD with Nesterov's
+momentum … for outer and inner loops", §3.2.2). The inner momentum acts on the gradient of f only (the
+coupling and the noise are added after it, so the proximal pull is not accumulated by the buffer) and its
+buffer restarts with each cycle; without momentum the inner step is exactly lines 3–4. λ is the weight decay,
+taken as part of f (an L2 term of the loss), so it enters the inner loop only. The outer update is the
+scaled form x ← x − η′(x − z) of §3.2.3 (the unscaled Alg. 2 line 6 is η′ = η/γ). For Entropy-Adam
+(§3.3.5) the outer direction x − z is handed to Adam instead: "Adam with the Local Entropy gradient".
+
+Degenerate case (exact): L = 1, γ = ∞, α = 0, η′ = 1, β^{-1} = 0 and no momentum give SGD with lr = η.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._common import check, check_finite_grads, use_foreach
+from ._relaxation import RelaxationOptimizer, adam_update, momentum_update_
+
+
+class EntropySGD(RelaxationOptimizer):
+    """Entropy-SGD (Thesis Alg. 2, §3.2.2–3.2.3, §4.6.1.1); one ``step()`` per mini-batch gradient.
+
+    Args (defaults from Thesis §3.3.2, the MNIST experiments, unless said otherwise):
+        params: parameters or param groups.
+        lr: η′ of the scaled outer update x ← x − η′(x − z) (default 1, §3.2.3: "we can further set η′ = 1").
+        inner_lr: η of the Langevin loop (default 0.1).
+        L: Langevin steps per outer update (default 20).
+        gamma: initial scope γ0 > 0, may be ``inf`` (no coupling) (default 1e4).
+        scoping: γ1 ∈ [0, 1) in γ_t = γ0(1 − γ1)^t, t = outer updates (default 1e-3: "decreases by a factor
+            of 1 + 10^{-3} after each parameter update").
+        alpha: α of the average z ← αz + (1 − α)y (default 0.25, §3.2.2).
+        noise: thermal noise β^{-1} ≥ 0 (default 1e-6, §3.3.2; §4.6.1.1 uses 1e-8).
+        momentum, nesterov: momentum of both loops (default 0.9 with Nesterov: Nesterov's momentum in both
+            loops, §3.3.2, with the value 0.9 of the Thesis's SGD baselines, §2).
+        weight_decay: λ, an L2 term of the loss, applied in the inner loop (default 0).
+        seed: seed of the thermal noise (``None``: drawn from torch's global generator).
+        foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a tensor is sparse).
+
+    State per parameter: ``reference`` (x), ``average`` (z), ``inner_momentum``, ``outer_momentum`` (when
+    momentum > 0). A parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its
+    group's); a parameter that never had a gradient holds no state and is never moved.
+    """
+
+    def _extra_defaults(self) -> dict[str, Any]:
+        """Knobs a subclass adds to the param groups."""
+        return {}
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        inner_lr: float = 0.1,
+        L: int = 20,
+        gamma: float = 1e4,
+        scoping: float = 1e-3,
+        alpha: float = 0.25,
+        noise: float = 1e-6,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        *,
+        seed: int | None = None,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            inner_lr=inner_lr,
+            L=L,
+            gamma=gamma,
+            scoping=scoping,
+            alpha=alpha,
+            noise=noise,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            **self._extra_defaults(),
+            step=0,
+            cycle_step=0,
+            outer_step=0,
+        )
+        self._check_knobs(defaults)
+        super().__init__(params, defaults, seed)
+
+    def _check_knobs(self, g: dict[str, Any]) -> None:
+        self._check_common(g)
+        check("inner_lr", g["inner_lr"], low=0.0)
+        check("gamma", g["gamma"], low=0.0, low_open=True, allow_inf=True)
+        check("alpha", g["alpha"], low=0.0, high=1.0)
+        check("noise", g["noise"], low=0.0)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group (its knobs are validated)."""
+        super().add_param_group(param_group)
+        self._check_knobs(param_group)
+
+    def _new_state(self, p: Tensor, group: dict[str, Any]) -> None:
+        state = self.state[p]
+        state["reference"] = p.detach().clone()
+        state["average"] = p.detach().clone()
+
+    def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
+        """x ← x − η′·M′(x − z) (Thesis §3.2.3)."""
+        xs = [self.state[p]["reference"] for p in params]
+        zs = [self.state[p]["average"] for p in params]
+        ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
+        mu = group["momentum"]
+        bufs = [_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
+        momentum_update_(
+            xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
+        )
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
+        """One Langevin step on y (Alg. 2 lines 3–5); after every L-th, the outer update (line 6)."""
+        self._refuse_inside_reference()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for gi, group in enumerate(self.param_groups):
+            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
+            params = [group["params"][i] for i in idx]
+            grads = [p.grad for p in params]
+            check_finite_grads(grads, idx, gi, group["step"])
+            work.append((params, grads))
+        for group, (params, grads) in zip(self.param_groups, work, strict=True):
+            if params:
+                self._group_step(group, params, grads)
+        return loss
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        foreach = use_foreach(group["foreach"], params)
+        for p in params:
+            if "reference" not in self.state.get(p, {}):
+                self._new_state(p, group)
+        tracked = [p for p in group["params"] if "reference" in self.state.get(p, {})]
+        mu = group["momentum"]
+        if group["cycle_step"] == 0:  # Alg. 2 line 1: y, z ← x (y = x already holds)
+            for p in tracked:
+                st = self.state[p]
+                st["average"].copy_(st["reference"])
+                if mu != 0:
+                    _buffer(st, "inner_momentum", p).zero_()
+        gamma_t = self.scope(group)
+        if gamma_t == 0:
+            raise FloatingPointError(
+                f"scope gamma_t underflowed to 0 after {group['outer_step']} outer steps "
+                f"(gamma={group['gamma']}, scoping={group['scoping']})"
+            )
+        coupling = 0.0 if math.isinf(gamma_t) else 1.0 / gamma_t
+        eta = group["inner_lr"]
+        std = math.sqrt(2.0 * eta * group["noise"])
+        noises = self.randn_like_params(params) if std > 0 else None
+        xs = [self.state[p]["reference"] for p in params]
+        bufs = [_buffer(self.state[p], "inner_momentum", p) for p in params] if mu != 0 else []
+        langevin_step(
+            params,
+            grads,
+            xs,
+            bufs,
+            noises,
+            inner_lr=eta,
+            coupling=coupling,
+            weight_decay=group["weight_decay"],
+            momentum=mu,
+            nesterov=group["nesterov"],
+            noise_std=std,
+            foreach=foreach,
+        )
+        zs = [self.state[p]["average"] for p in tracked]
+        weight = 1.0 - group["alpha"]
+        if weight == 1.0:  # α = 0 (HJ): z = y; a copy, which is what lerp with weight 1 returns
+            if foreach:
+                torch._foreach_copy_(zs, tracked)
+            else:
+                for z, y in zip(zs, tracked, strict=True):
+                    z.copy_(y)
+        elif foreach:
+            torch._foreach_lerp_(zs, tracked, weight)
+        else:
+            for z, y in zip(zs, tracked, strict=True):
+                z.lerp_(y, weight)
+        group["step"] += 1
+        group["cycle_step"] += 1
+        if group["cycle_step"] >= group["L"]:
+            self._outer_update(group, tracked, foreach)
+            xs = [self.state[p]["reference"] for p in tracked]
+            if foreach:
+                torch._foreach_copy_(tracked, xs)
+            else:
+                for y, x in zip(tracked, xs, strict=True):
+                    y.copy_(x)
+            group["cycle_step"] = 0
+            group["outer_step"] += 1
+
+
+class EntropyAdam(EntropySGD):
+    """Entropy-Adam (Thesis §3.3.5): Entropy-SGD whose outer update is Adam on the direction x − z.
+
+    "Adam with the Local Entropy gradient (which is computed via SGLD)". Inner loop as in
+    :class:`EntropySGD` (``momentum``/``nesterov`` act there only). Defaults from the char-LSTM experiment of
+    §3.3.5: lr = η′ = 0.01, L = 5, fixed γ = 100 (scoping = 0); inner_lr = 0.1 and noise = 1e-8 are the
+    Thesis's values for the other networks (§3.3.2–3.3.4); betas = (0.9, 0.999) and eps = 1e-8 are Adam's
+    defaults. State adds ``exp_avg`` and ``exp_avg_sq``; Adam's step count is the group's ``outer_step``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.01,
+        inner_lr: float = 0.1,
+        L: int = 5,
+        gamma: float = 100.0,
+        scoping: float = 0.0,
+        alpha: float = 0.25,
+        noise: float = 1e-8,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        seed: int | None = None,
+        foreach: bool | None = None,
+    ) -> None:
+        self._adam = {"betas": tuple(betas), "eps": eps}
+        super().__init__(
+            params,
+            lr=lr,
+            inner_lr=inner_lr,
+            L=L,
+            gamma=gamma,
+            scoping=scoping,
+            alpha=alpha,
+            noise=noise,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            seed=seed,
+            foreach=foreach,
+        )
+
+    def _extra_defaults(self) -> dict[str, Any]:
+        return dict(self._adam)
+
+    def _check_knobs(self, g: dict[str, Any]) -> None:
+        super()._check_knobs(g)
+        betas = g["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"Invalid betas: {betas!r} (must be a pair of real numbers in [0, 1))")
+        check("betas[0]", betas[0], low=0.0, high=1.0, high_open=True)
+        check("betas[1]", betas[1], low=0.0, high=1.0, high_open=True)
+        check("eps", g["eps"], low=0.0)
+
+    def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
+        """x ← Adam(x, d = x − z) with lr = η′ (Thesis §3.3.5)."""
+        xs = [self.state[p]["reference"] for p in params]
+        zs = [self.state[p]["average"] for p in params]
+        ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
+        ms = [_buffer(self.state[p], "exp_avg", p) for p in params]
+        vs = [_buffer(self.state[p], "exp_avg_sq", p) for p in params]
+        adam_update(
+            xs,
+            ds,
+            ms,
+            vs,
+            t=group["outer_step"] + 1,
+            lr=group["lr"],
+            betas=group["betas"],
+            eps=group["eps"],
+            foreach=foreach,
+        )
+
+
+def _buffer(state: dict[str, Any], key: str, p: Tensor) -> Tensor:
+    """``state[key]``, created as zeros shaped like ``p`` on first use."""
+    buf = state.get(key)
+    if buf is None:
+        buf = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return buf
+
+
+def langevin_step(
+    ys: list[Tensor],
+    grads: list[Tensor],
+    xs: list[Tensor],
+    bufs: list[Tensor],
+    noises: list[Tensor] | None,
+    *,
+    inner_lr: float,
+    coupling: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    noise_std: float,
+    foreach: bool,
+) -> None:
+    """One step of Thesis Alg. 2 lines 3–4 in place on ``ys``, with momentum M on the gradient of f.
+
+    y ← y − η c (y − x) − η M(g + λy) + σε, with c = γ^{-1}, σ = √(2ηβ^{-1}) and ``noises`` = ε. Without
+    momentum this is line 4 with dy = g + λy + c(y − x) of line 3; the coupling is applied as
+    y ← y + ηc(x − y) (a ``lerp``), which needs no temporary buffer.
+    """
+    c, wd = coupling, weight_decay
+    if foreach:
+        ds = torch._foreach_add(grads, ys, alpha=wd) if wd != 0 else grads
+        if c != 0:
+            torch._foreach_lerp_(ys, xs, inner_lr * c)
+    else:
+        ds = [g.add(y, alpha=wd) if wd != 0 else g for y, g in zip(ys, grads, strict=True)]
+        if c != 0:
+            for y, x in zip(ys, xs, strict=True):
+                y.lerp_(x, inner_lr * c)
+    momentum_update_(ys, ds, bufs, lr=inner_lr, momentum=momentum, nesterov=nesterov, foreach=foreach)
+    if noises is not None:
+        if foreach:
+            torch._foreach_add_(ys, noises, alpha=noise_std)
+        else:
+            for y, e in zip(ys, noises, strict=True):
+                y.add_(e, alpha=noise_std)

@@ -1,0 +1,89 @@
+"""Annealed, resampled Gaussian gradient noise (Neelakantan et al. 2015): baseline of AnnealSGD paper §5.6.
+
+At step t the base optimizer sees g_t + ε_t with a fresh ε_t ∼ N(0, σ_t² I),
+
+    σ_t² = η / (1 + t)^γ,
+
+η the initial variance and γ the decay exponent (Neelakantan et al. use η ∈ {0.01, 0.3, 1.0}, γ = 0.55).
+Unlike AnnealSGD's fixed field, the direction changes at every step (AnnealSGD paper §5.6, Fig. 4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._common import check
+from ._perturbed import PerturbedGradientOptimizer
+
+
+def noise_std(t: int, eta: float, gamma: float) -> float:
+    """σ_t = (η / (1 + t)^γ)^{1/2}, the standard deviation of the gradient noise at step t (t = 0, 1, …)."""
+    return math.sqrt(eta / (1.0 + t) ** gamma)
+
+
+class GradientNoise(PerturbedGradientOptimizer):
+    """Base optimizer on g_t + ε_t, ε_t ∼ N(0, η/(1+t)^γ · I) resampled every step (Neelakantan et al. 2015).
+
+    Args:
+        params: parameters or param groups.
+        base: the base optimizer class (default ``torch.optim.SGD``); ``**base_kwargs`` go to it.
+        eta: initial noise variance η ≥ 0 (default 0.01, the smallest value of Neelakantan et al.);
+            η = 0 gives the base optimizer exactly.
+        gamma: decay exponent γ ≥ 0 (default 0.55, Neelakantan et al.).
+        seed: seed of the noise generator (``None``: drawn from torch's global generator).
+
+    t is the group's step count (0 at the first step). A parameter whose ``grad`` is ``None`` is skipped and
+    gets no noise drawn. After ``step()``, ``p.grad`` holds the noiseless gradient again.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        base: type[Optimizer] = torch.optim.SGD,
+        *,
+        eta: float = 0.01,
+        gamma: float = 0.55,
+        seed: int | None = None,
+        **base_kwargs: Any,
+    ) -> None:
+        defaults = dict(eta=eta, gamma=gamma)
+        self._check_knobs(defaults)
+        super().__init__(params, defaults, base, base_kwargs, seed)
+        for group in self.param_groups:
+            self._init_group(group)
+
+    @staticmethod
+    def _check_knobs(g: dict[str, Any]) -> None:
+        check("eta", g["eta"], low=0.0)
+        check("gamma", g["gamma"], low=0.0)
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        self._check_knobs(group)
+
+    def _perturbs(self, group: dict[str, Any]) -> bool:
+        return group["eta"] != 0
+
+    def _perturb_into(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        outs: list[Tensor],
+        foreach: bool,
+    ) -> None:
+        """outs ← g + σ_t ε with ε ∼ N(0, I) drawn in parameter order."""
+        std = noise_std(group["step"], group["eta"], group["gamma"])
+        for o, p in zip(outs, params, strict=True):
+            o.normal_(generator=self.generator(p.device))
+        if foreach:
+            torch._foreach_mul_(outs, std)
+            torch._foreach_add_(outs, grads)
+        else:
+            for o, g in zip(outs, grads, strict=True):
+                o.mul_(std).add_(g)

@@ -1,0 +1,173 @@
+"""Heat: gradient descent on the loss smoothed by the heat equation (Thesis §4.6.1.3, eq. (4.43), (4.28)).
+
+    x ← x − (η/L) Σ_{i=1..L} ∇f_b(x + ε^i),    ε^i ∼ N(0, γ I)                       eq. (4.43)
+
+the convolution ∇f ∗ G_γ of eq. (4.28) estimated by an average over L Gaussian perturbations of x. One
+``step()`` per mini-batch gradient: the model's parameters hold the perturbed point x + ε^i at which the
+next gradient is taken; the gradients of a cycle are summed and every L-th step updates x with
+(Nesterov) momentum, then a fresh perturbation is drawn. The variance is scoped like Entropy-SGD's scope,
+γ_t = γ0(1 − γ1)^t with t the number of outer updates ("other details such as adding momentum … and scoping
+of the parameter γ are standard", §4.6.1.3).
+
+Degenerate case (exact): L = 1 and γ = 0 give SGD (with the same momentum, Nesterov and weight decay).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._common import check, check_finite_grads, use_foreach
+from ._relaxation import RelaxationOptimizer, momentum_update_
+
+
+class Heat(RelaxationOptimizer):
+    """Heat-equation smoothing (Thesis §4.6.1.3): x ← x − η·M(mean of ∇f_b(x + ε^i) over a cycle of L steps).
+
+    Args:
+        params: parameters or param groups. Parameters that require a gradient are perturbed to x + ε at
+            construction (and after every step), so build the optimizer before the first forward pass.
+        lr: η (default 0.1, the outer step size of §4.6.1.1).
+        L: gradients averaged per update (default 20, §4.6.1.3).
+        gamma: variance γ0 ≥ 0 of the perturbations. The Thesis gives no value; the default 1e-4 is the
+            variance β^{-1}γ of the kernel G_{β^{-1}γ} in eq. (4.28) with Entropy-SGD's β^{-1} = 1e-8 and
+            γ0 = 1e4.
+        scoping: γ1 ∈ [0, 1) in γ_t = γ0(1 − γ1)^t (default 1e-3, as Entropy-SGD, §3.2.3).
+        momentum, nesterov: momentum of the outer update (default 0.9, Nesterov).
+        weight_decay: λ, added as λ·(x + ε) to each gradient (default 0).
+        seed: seed of the perturbations (``None``: drawn from torch's global generator).
+        foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a tensor is sparse).
+
+    State per parameter: ``reference`` (x), ``grad_sum``, ``outer_momentum`` (when momentum > 0).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.1,
+        L: int = 20,
+        gamma: float = 1e-4,
+        scoping: float = 1e-3,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        *,
+        seed: int | None = None,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            L=L,
+            gamma=gamma,
+            scoping=scoping,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            step=0,
+            cycle_step=0,
+            outer_step=0,
+        )
+        self._check_knobs(defaults)
+        super().__init__(params, defaults, seed)
+
+    def _check_knobs(self, g: dict[str, Any]) -> None:
+        self._check_common(g)
+        check("gamma", g["gamma"], low=0.0)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group: validate it, store x and move the parameters to x + ε."""
+        super().add_param_group(param_group)
+        self._check_knobs(param_group)
+        params = [p for p in param_group["params"] if p.requires_grad]
+        with torch.no_grad():
+            for p in params:
+                self.state[p]["reference"] = p.detach().clone()
+                self.state[p]["grad_sum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            self._perturb(param_group, params, use_foreach(param_group["foreach"], params))
+
+    def _perturb(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
+        """Parameters ← x + √γ_t ε with a fresh ε ∼ N(0, I)."""
+        if not params:
+            return
+        xs = [self.state[p]["reference"] for p in params]
+        std = math.sqrt(self.scope(group))
+        noises = self.randn_like_params(params) if std > 0 else None
+        if foreach:
+            torch._foreach_copy_(params, xs)
+            if noises is not None:
+                torch._foreach_add_(params, noises, alpha=std)
+            return
+        for i, (p, x) in enumerate(zip(params, xs, strict=True)):
+            p.copy_(x)
+            if noises is not None:
+                p.add_(noises[i], alpha=std)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
+        """Add ∇f_b(x + ε) to the cycle's sum; after every L-th step update x (eq. (4.43)); re-perturb."""
+        self._refuse_inside_reference()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for gi, group in enumerate(self.param_groups):
+            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None and p in self.state]
+            params = [group["params"][i] for i in idx]
+            grads = [p.grad for p in params]
+            check_finite_grads(grads, idx, gi, group["step"])
+            work.append((params, grads))
+        for group, (params, grads) in zip(self.param_groups, work, strict=True):
+            if params:
+                self._group_step(group, params, grads)
+        return loss
+
+    def _group_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        foreach = use_foreach(group["foreach"], params)
+        wd = group["weight_decay"]
+        sums = [self.state[p]["grad_sum"] for p in params]
+        if foreach:
+            torch._foreach_add_(sums, grads)
+            if wd != 0:
+                torch._foreach_add_(sums, params, alpha=wd)
+        else:
+            for s, g, p in zip(sums, grads, params, strict=True):
+                s.add_(g)
+                if wd != 0:
+                    s.add_(p, alpha=wd)
+        group["step"] += 1
+        group["cycle_step"] += 1
+        tracked = [p for p in group["params"] if p in self.state]
+        if group["cycle_step"] >= group["L"]:
+            self._outer_update(group, tracked, foreach)
+            group["cycle_step"] = 0
+            group["outer_step"] += 1
+        self._perturb(group, tracked, foreach)
+
+    def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
+        """x ← x − η·M(Σ/L); Σ ← 0 (eq. (4.43))."""
+        xs = [self.state[p]["reference"] for p in params]
+        sums = [self.state[p]["grad_sum"] for p in params]
+        L = group["cycle_step"]
+        ds = torch._foreach_div(sums, L) if foreach else [s.div(L) for s in sums]
+        mu = group["momentum"]
+        bufs = []
+        if mu != 0:
+            for p in params:
+                st = self.state[p]
+                if "outer_momentum" not in st:
+                    st["outer_momentum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                bufs.append(st["outer_momentum"])
+        momentum_update_(
+            xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
+        )
+        if foreach:
+            torch._foreach_zero_(sums)
+        else:
+            for s in sums:
+                s.zero_()
