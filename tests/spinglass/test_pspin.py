@@ -121,7 +121,7 @@ def test_split_glass_sums_to_total_and_has_the_right_law():
     big = SplitPSpinGlass(30, 3, parts=4, seed=2, dtype=torch.float64)
     i, j, k = torch.meshgrid(*(torch.arange(30),) * 3, indexing="ij")
     distinct = (i != j) & (j != k) & (i != k)
-    var = big.components[0][distinct].var().item()
+    var = big.components[0].unpack()[distinct].var().item()
     assert abs(var * 6 * 4 - 1) < 0.05  # 24360 correlated-by-6 entries → ≈ 4060 independent ones
     with pytest.raises(ValueError, match="part"):
         h.component_energy_and_grad(sigma, 5)
@@ -168,12 +168,32 @@ def test_seed_reproducibility():
     assert torch.equal(PSpinGlass(6, 3, seed=c.seed).couplings, c.couplings)
 
 
-def test_chunked_contraction_equals_single_chunk(monkeypatch):
+@pytest.mark.parametrize("p", [3, 4])
+def test_chunked_contraction_equals_single_chunk(monkeypatch, p):
     import deeplandscape.spinglass.contraction as contraction
 
-    h = PSpinGlass(9, 3, field_std=0.2, seed=6, dtype=torch.float64)
+    n = 7
+    h = PSpinGlass(n, p, field_std=0.2, seed=6, dtype=torch.float64)
     sigma = h.random_configurations(11, seed=7)
     whole = h.energy_and_grad(sigma)
-    monkeypatch.setattr(contraction, "_CHUNK_ELEMENTS", 3 * 81)  # 3 rows per chunk, last chunk short
+    monkeypatch.setattr(contraction, "_CHUNK_ELEMENTS", 3 * n ** (p - 1))  # 3 rows, last chunk short
     chunked = h.energy_and_grad(sigma)
     torch.testing.assert_close(chunked, whole, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4])
+def test_packing_round_trips_and_halves_storage(p):
+    from deeplandscape.spinglass.contraction import outer_power, pack, symmetrize
+
+    n = 6
+    sym = symmetrize(torch.randn((n,) * p, dtype=torch.float64, generator=torch.Generator().manual_seed(p)))
+    packed = pack(sym)
+    torch.testing.assert_close(packed.unpack(), sym, rtol=1e-15, atol=1e-15)
+    assert packed.weighted.numel() == n * math.comb(n + p - 2, p - 1)
+    assert packed.multiplicity.sum() == n ** (p - 1)  # every ordered trailing index counted once
+    if p >= 2:  # G(σ) from the packed form equals the dense contraction
+        from deeplandscape.spinglass.contraction import contract_vector
+
+        sigma = torch.randn(4, n, dtype=torch.float64)
+        dense = outer_power(sigma, p - 1) @ sym.reshape(n, -1).T
+        torch.testing.assert_close(contract_vector(packed, sigma), dense, rtol=1e-12, atol=1e-12)

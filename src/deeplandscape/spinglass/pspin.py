@@ -10,7 +10,8 @@ J²·n for every σ on the sphere. (The papers write −H on the left with the s
 disorder is symmetric in law, so the two conventions define the same random landscape. The field enters as
 in eq. (7), −H̃ = −H + hᵀσ.)
 
-Only the symmetrized couplings S = sym(J) are stored (one n^p tensor): Σ J σ^{⊗p} = Σ S σ^{⊗p}, and
+Only the symmetrized couplings S = sym(J) are stored, once, packed by their distinct trailing indices
+(about n^p/2 numbers for p = 3, see :mod:`.contraction`): Σ J σ^{⊗p} = Σ S σ^{⊗p}, and
 
     ∇H(σ)  = J n^{−(p−1)/2} · p · S σ^{⊗(p−1)} − h,
     ∇²H(σ) = J n^{−(p−1)/2} · p(p−1) · S σ^{⊗(p−2)},
@@ -23,7 +24,13 @@ import torch
 from torch import Tensor
 
 from deeplandscape.spinglass.base import SphericalHamiltonian, check_finite, check_size, resolve_seed
-from deeplandscape.spinglass.contraction import contract_matrix, contract_vector, symmetrize
+from deeplandscape.spinglass.contraction import (
+    PackedSymmetric,
+    contract_matrix,
+    contract_vector,
+    pack,
+    symmetrize,
+)
 
 
 class PSpinGlass(SphericalHamiltonian):
@@ -40,7 +47,8 @@ class PSpinGlass(SphericalHamiltonian):
         dtype, device: of the stored couplings and of the configurations it accepts.
 
     Attributes:
-        couplings: the symmetrized disorder S, shape (n,)*p.
+        couplings: the symmetrized disorder S, shape (n,)*p (unpacked on access: n^p memory).
+        packed: S as stored, a :class:`PackedSymmetric`.
         field: h, shape (n,).
         scale: J · n^{−(p−1)/2}.
     """
@@ -67,15 +75,20 @@ class PSpinGlass(SphericalHamiltonian):
         self.dtype, self.device = dtype, torch.device(device)
         self.seed = resolve_seed(seed)
         generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.couplings = self._draw_couplings(generator)
+        self.packed = self._draw_couplings(generator)
         z = torch.randn(n, generator=generator, dtype=dtype, device=self.device)
         self.field = self.field_std * z
         self.scale = self.coupling * float(n) ** (-(p - 1) / 2)
 
-    def _draw_couplings(self, generator: torch.Generator) -> Tensor:
+    def _draw_couplings(self, generator: torch.Generator) -> PackedSymmetric:
         shape = (self.n,) * self.p
         disorder = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        return symmetrize(disorder)
+        return pack(symmetrize(disorder))
+
+    @property
+    def couplings(self) -> Tensor:
+        """The symmetrized disorder S, shape (n,)*p, unpacked from storage."""
+        return self.packed.unpack()
 
     def __repr__(self) -> str:
         return (
@@ -88,7 +101,7 @@ class PSpinGlass(SphericalHamiltonian):
         return self.field_std > 0
 
     def _energy_and_grad(self, sigma: Tensor) -> tuple[Tensor, Tensor]:
-        g = contract_vector(self.couplings, sigma)  # S σ^{⊗(p−1)}
+        g = contract_vector(self.packed, sigma)  # S σ^{⊗(p−1)}
         energy = self.scale * (g * sigma).sum(1)
         grad = (self.scale * self.p) * g
         if self.has_field:
@@ -97,4 +110,4 @@ class PSpinGlass(SphericalHamiltonian):
         return energy, grad
 
     def _hessian(self, sigma: Tensor) -> Tensor:
-        return (self.scale * self.p * (self.p - 1)) * contract_matrix(self.couplings, sigma)
+        return (self.scale * self.p * (self.p - 1)) * contract_matrix(self.packed, sigma)

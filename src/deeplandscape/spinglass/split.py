@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from deeplandscape.spinglass.base import check_size
-from deeplandscape.spinglass.contraction import contract_vector, symmetrize
+from deeplandscape.spinglass.contraction import PackedSymmetric, contract_vector, pack, symmetrize
 from deeplandscape.spinglass.pspin import PSpinGlass
 
 
@@ -24,21 +24,29 @@ class SplitPSpinGlass(PSpinGlass):
     """A :class:`PSpinGlass` whose disorder is the sum of ``parts`` independent N(0, 1/P) disorders.
 
     Everything a :class:`PSpinGlass` does uses the total couplings Σ_q S_q; in addition
-    :meth:`component_energy_and_grad` evaluates one summand H_q. Memory: P + 1 coupling tensors.
+    :meth:`component_energy_and_grad` evaluates one summand H_q. Memory: P + 1 packed coupling tensors
+    (``components[q]`` holds summand q's).
     """
 
     def __init__(self, n: int, p: int, parts: int, **kwargs) -> None:
         self.parts = check_size("parts", parts, 1)
         super().__init__(n, p, **kwargs)
 
-    def _draw_couplings(self, generator: torch.Generator) -> Tensor:
+    def _draw_couplings(self, generator: torch.Generator) -> PackedSymmetric:
         shape = (self.n,) * self.p
         std = self.parts**-0.5
         self.components = [
-            symmetrize(std * torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device))
+            pack(
+                symmetrize(
+                    std * torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
+                )
+            )
             for _ in range(self.parts)
         ]
-        return torch.stack(self.components).sum(0)
+        total = self.components[0]
+        for part in self.components[1:]:
+            total = total + part
+        return total
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f", parts={self.parts})"
