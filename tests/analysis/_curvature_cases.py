@@ -7,6 +7,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, hessian
 
+from ._unchanged import assert_unchanged, snapshot  # noqa: F401 (re-exported)
+from ._unchanged import busy_model as _busy_model
+
+CE = nn.CrossEntropyLoss()
+
 
 @pytest.fixture(autouse=True)
 def single_thread():
@@ -44,6 +49,10 @@ def cnn_data(n: int = 11, seed: int = 6) -> list[tuple[Tensor, Tensor]]:
     return [(x[:4], y[:4]), (x[4:], y[4:])]
 
 
+#: The (model, data) factories every oracle comparison runs on: an MLP and a CNN, float64.
+MODELS_AND_DATA = [(mlp, mlp_data), (cnn, cnn_data)]
+
+
 def oracle_hessian(model: nn.Module, loss_fn, batches) -> Tensor:
     """``torch.func.hessian`` of the size-weighted data-set loss over the flat trainable parameters."""
     named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
@@ -64,35 +73,12 @@ def oracle_hessian(model: nn.Module, loss_fn, batches) -> Tensor:
         model.train(was)
 
 
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "params": {k: p.detach().clone() for k, p in model.named_parameters()},
-        "grads": {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()},
-        "requires_grad": {k: p.requires_grad for k, p in model.named_parameters()},
-        "buffers": {k: b.detach().clone() for k, b in model.named_buffers()},
-        "modes": {k: m.training for k, m in model.named_modules()},
-    }
-
-
-def assert_unchanged(model: nn.Module, before: dict) -> None:
-    after = snapshot(model)
-    assert after["modes"] == before["modes"]
-    assert after["requires_grad"] == before["requires_grad"]
-    for kind in ("params", "buffers"):
-        for k, v in before[kind].items():
-            assert torch.equal(after[kind][k], v), (kind, k)
-    for k, g in before["grads"].items():
-        assert (after["grads"][k] is None) if g is None else torch.equal(after["grads"][k], g), k
-
-
 def busy_model() -> nn.Module:
-    """A CNN with BatchNorm and Dropout, in train mode, with a frozen layer and stale gradients."""
-    torch.manual_seed(3)
-    model = nn.Sequential(
-        nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Tanh(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(48, 3)
-    ).double()
-    model.train()
-    model(torch.randn(6, 2, 6, 6, dtype=torch.float64)).sum().backward()
-    model[1].weight.requires_grad_(False)
-    model[1].weight.grad = None
-    return model
+    """The busy CNN of ``_unchanged`` with tanh units and 3 classes (for the curvature tests)."""
+    return _busy_model(nn.Tanh, classes=3)
+
+
+def busy_batch() -> tuple[Tensor, Tensor]:
+    """One batch of 5 samples for :func:`busy_model`."""
+    g = torch.Generator().manual_seed(4)
+    return torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)

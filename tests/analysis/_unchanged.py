@@ -31,16 +31,16 @@ def assert_unchanged(model: nn.Module, before: dict) -> None:
             assert torch.equal(after["grads"][k], g), k
 
 
-def busy_model() -> nn.Module:
+def busy_model(activation: type[nn.Module] = nn.ReLU, classes: int = 4) -> nn.Module:
     """A small CNN with BatchNorm and Dropout, in train mode, with a frozen layer and stale gradients."""
     torch.manual_seed(3)
     model = nn.Sequential(
         nn.Conv2d(2, 3, 3),
         nn.BatchNorm2d(3),
-        nn.ReLU(),
+        activation(),
         nn.Flatten(),
         nn.Dropout(0.3),
-        nn.Linear(3 * 4 * 4, 4),
+        nn.Linear(3 * 4 * 4, classes),
     ).double()
     model.train()
     model(torch.randn(6, 2, 6, 6, dtype=torch.float64)).sum().backward()

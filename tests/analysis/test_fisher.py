@@ -1,12 +1,12 @@
 import pytest
 import torch
-from torch import nn
 
 from deeplandscape.analysis.fisher import fisher_diagonal
 from deeplandscape.analysis.noise import diffusion_matrix
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 from ._curvature_cases import (
+    CE,
     assert_unchanged,
     busy_model,
     cnn,
@@ -14,8 +14,6 @@ from ._curvature_cases import (
     single_thread,  # noqa: F401
     snapshot,
 )
-
-CE = nn.CrossEntropyLoss()
 
 
 def test_fisher_diagonal_is_second_minus_squared_first_moment():

@@ -9,23 +9,22 @@ from torch import nn
 from deeplandscape.analysis.hessian import exact_hessian
 from deeplandscape.analysis.hvp import HessianOperator, hessian_vector_product
 
-from ._curvature_cases import (  # noqa: F401
+from ._curvature_cases import (
+    CE,
+    MODELS_AND_DATA,
     assert_unchanged,
+    busy_batch,
     busy_model,
-    cnn,
-    cnn_data,
     mlp,
     mlp_data,
     oracle_hessian,
-    single_thread,
+    single_thread,  # noqa: F401
     snapshot,
 )
 
-CE = nn.CrossEntropyLoss()
-
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
-@pytest.mark.parametrize(("make_model", "make_data"), [(mlp, mlp_data), (cnn, cnn_data)])
+@pytest.mark.parametrize(("make_model", "make_data"), MODELS_AND_DATA)
 def test_hvp_and_exact_hessian_match_torch_func_hessian(make_model, make_data, mode):
     model, data = make_model(), make_data()
     oracle = oracle_hessian(model, CE, data)
@@ -103,10 +102,7 @@ def test_loss_and_gradient_match_autograd():
 
 def test_hvp_and_exact_hessian_leave_model_bitwise_unchanged():
     model = busy_model()
-    g = torch.Generator().manual_seed(4)
-    data = [
-        (torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
-    ]
+    data = [busy_batch()]
     before = snapshot(model)
     for train in (False, True):
         op = HessianOperator(model, CE, data, train=train)

@@ -1,28 +1,24 @@
 import pytest
 import torch
-from torch import nn
 
 from deeplandscape.analysis.hvp import HessianOperator
 from deeplandscape.analysis.lanczos import lanczos, lanczos_tridiagonal
 from deeplandscape.analysis.linear_operator import MatrixOperator, to_scipy
 
-from ._curvature_cases import (  # noqa: F401
+from ._curvature_cases import (
+    CE,
+    MODELS_AND_DATA,
     assert_unchanged,
+    busy_batch,
     busy_model,
-    cnn,
-    cnn_data,
-    mlp,
-    mlp_data,
     oracle_hessian,
-    single_thread,
+    single_thread,  # noqa: F401
     snapshot,
 )
 from ._wishart import SPIKES, SpikedWishart, outlier
 
-CE = nn.CrossEntropyLoss()
 
-
-@pytest.mark.parametrize(("make_model", "make_data"), [(mlp, mlp_data), (cnn, cnn_data)])
+@pytest.mark.parametrize(("make_model", "make_data"), MODELS_AND_DATA)
 @pytest.mark.parametrize("which", ["LA", "SA", "LM"])
 def test_lanczos_on_hvps_matches_dense_oracle_spectrum(make_model, make_data, which):
     model, data = make_model(), make_data()
@@ -83,10 +79,7 @@ def test_lanczos_tridiagonal_reproduces_krylov_projection():
 
 def test_lanczos_leaves_model_unchanged_and_scipy_export_agrees():
     model = busy_model()
-    g = torch.Generator().manual_seed(4)
-    data = [
-        (torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
-    ]
+    data = [busy_batch()]
     before = snapshot(model)
     op = HessianOperator(model, CE, data)
     result = lanczos(op, k=2)

@@ -15,6 +15,7 @@ from deeplandscape.analysis.per_sample import per_sample_gradients
 
 from ._curvature_cases import (
     assert_unchanged,
+    busy_batch,
     busy_model,
     mlp,
     mlp_data,
@@ -79,8 +80,7 @@ def test_diffusion_spectrum_of_a_model_and_its_preservation():
     assert spec.trace == pytest.approx(float(exact.sum()), rel=1e-10)
     busy = busy_model()
     before = snapshot(busy)
-    g = torch.Generator().manual_seed(4)
-    x, y = torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)
+    x, y = busy_batch()
     diffusion_spectrum(busy, nn.CrossEntropyLoss(), (x, y))
     assert_unchanged(busy, before)
 

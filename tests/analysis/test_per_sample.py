@@ -5,17 +5,16 @@ from torch import nn
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 from ._curvature_cases import (
+    CE,
+    MODELS_AND_DATA,
     assert_unchanged,
+    busy_batch,
     busy_model,
-    cnn,
-    cnn_data,
     mlp,
     mlp_data,
     single_thread,  # noqa: F401
     snapshot,
 )
-
-CE = nn.CrossEntropyLoss()
 
 
 def _loop(model: nn.Module, data) -> torch.Tensor:
@@ -32,7 +31,7 @@ def _loop(model: nn.Module, data) -> torch.Tensor:
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize(("make_model", "make_data"), [(mlp, mlp_data), (cnn, cnn_data)])
+@pytest.mark.parametrize(("make_model", "make_data"), MODELS_AND_DATA)
 def test_per_sample_gradients_equal_a_python_loop(make_model, make_data):
     model, data = make_model(), make_data()
     result = per_sample_gradients(model, CE, data, chunk_size=3)
@@ -47,10 +46,7 @@ def test_per_sample_gradients_equal_a_python_loop(make_model, make_data):
 def test_batchnorm_model_in_eval_mode_is_unchanged_and_matches_loop():
     model = busy_model()
     before = snapshot(model)
-    g = torch.Generator().manual_seed(4)
-    data = [
-        (torch.randn(5, 2, 6, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
-    ]
+    data = [busy_batch()]
     result = per_sample_gradients(model, CE, data)
     assert_unchanged(model, before)
     torch.testing.assert_close(result.gradients, _loop(model, data), rtol=1e-12, atol=1e-14)

@@ -1,4 +1,5 @@
-"""Shared test problems: classic 2-D functions, a 2-4-1 MLP on two Gaussian blobs, and a training loop."""
+"""Shared test problems: classic 2-D functions, a 2-4-1 MLP on two Gaussian blobs, and a training loop;
+float64 regression replicas and random quadratics for the Elastic-SGD and Parle tests."""
 
 from __future__ import annotations
 
@@ -114,3 +115,74 @@ def build(name: str, params, **kw) -> torch.optim.Optimizer:
 
 
 NAMES = ["anneal-sgd", "gradient-noise", "sgld", "entropy-sgd", "entropy-adam", "hj", "heat"]
+
+
+# Elastic-SGD and Parle: float64 replicas of a small tanh MLP on a regression task, random quadratics.
+DT = torch.float64
+
+
+def make_mlp(seed: int, sizes: tuple[int, ...] = (3, 5, 1)) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.Tanh()]
+    return nn.Sequential(*layers[:-1]).to(DT)
+
+
+def regression_data(seed: int = 0, n: int = 64, noise: float = 0.0) -> tuple[Tensor, Tensor]:
+    """X ∼ N(0, I_3), Y = sin(ΣX) (+ ``noise``·N(0, 1) when ``noise`` ≠ 0)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 3, generator=g, dtype=DT)
+    Y = torch.sin(X.sum(1, keepdim=True))
+    if noise:
+        Y = Y + noise * torch.randn(n, 1, generator=g, dtype=DT)
+    return X, Y
+
+
+def index_batches(seed: int, steps: int, n: int = 64, size: int = 8) -> list[Tensor]:
+    """``steps`` mini-batches of ``size`` sample indices in [0, n), drawn with a fixed generator."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, n, (size,), generator=g) for _ in range(steps)]
+
+
+def backward(model: nn.Module, X: Tensor, Y: Tensor, idx: Tensor) -> Tensor:
+    loss = nn.functional.mse_loss(model(X[idx]), Y[idx])
+    loss.backward()
+    return loss
+
+
+def run_replicas(models, opt, X, Y, streams, t0, t1) -> None:
+    """Steps t0..t1−1: replica a takes its gradient on batch ``streams[a][t]``, then one ``opt.step()``."""
+    for t in range(t0, t1):
+        opt.zero_grad()
+        for a, m in enumerate(models):
+            backward(m, X, Y, streams[a][t])
+        opt.step()
+
+
+def max_diff(a: list[Tensor], b: list[Tensor]) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
+
+
+def params_of(model: nn.Module) -> list[Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def random_quadratics(d: int, n: int, seed: int) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """n quadratics f_a(y) = ½yᵀA_a y − b_aᵀy (A_a = MMᵀ/d + I) and n starting points, as (A, b, x0)."""
+    g = torch.Generator().manual_seed(seed)
+    A = [
+        (lambda M: M @ M.T / d + torch.eye(d, dtype=DT))(torch.randn(d, d, generator=g, dtype=DT))
+        for _ in range(n)
+    ]
+    b = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
+    x0 = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
+    return A, b, x0
+
+
+def descend_quadratics(opt: torch.optim.Optimizer, ps: list[Tensor], A, b, steps: int) -> None:
+    """``steps`` optimizer steps, replica a taking the exact gradient A_a p − b_a of its quadratic."""
+    for _ in range(steps):
+        for a, p in enumerate(ps):
+            p.grad = A[a] @ p.detach() - b[a]
+        opt.step()

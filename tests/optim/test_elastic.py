@@ -12,48 +12,18 @@ from torch import nn
 from deeplandscape.optim.distributed import DistributedElasticSGD
 from deeplandscape.optim.elastic import ElasticSGD
 
-DT = torch.float64
-
-
-def make_mlp(seed: int, sizes: tuple[int, ...] = (3, 5, 1)) -> nn.Module:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.Tanh()]
-    return nn.Sequential(*layers[:-1]).to(DT)
-
-
-def regression_data(seed: int = 0, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 3, generator=g, dtype=DT)
-    return X, torch.sin(X.sum(1, keepdim=True))
-
-
-def batches(seed: int, steps: int, n: int = 64, size: int = 8) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, n, (size,), generator=g) for _ in range(steps)]
-
-
-def backward(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    loss = nn.functional.mse_loss(model(X[idx]), Y[idx])
-    loss.backward()
-    return loss
-
-
-def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
-
-
-def params_of(model: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def run(models, opt, X, Y, streams, t0, t1):
-    for t in range(t0, t1):
-        opt.zero_grad()
-        for a, m in enumerate(models):
-            backward(m, X, Y, streams[a][t])
-        opt.step()
+from ._problems import (
+    DT,
+    backward,
+    descend_quadratics,
+    index_batches,
+    make_mlp,
+    max_diff,
+    params_of,
+    random_quadratics,
+    regression_data,
+    run_replicas,
+)
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -69,7 +39,7 @@ def test_rho_inf_is_independent_sgd(foreach):
     sgds = [
         torch.optim.SGD(r.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3) for r in refs
     ]
-    streams = [batches(10 + a, steps) for a in range(n)]
+    streams = [index_batches(10 + a, steps) for a in range(n)]
     for t in range(steps):
         opt.zero_grad()
         for a in range(n):
@@ -87,14 +57,8 @@ def test_rho_inf_is_independent_sgd(foreach):
 @pytest.mark.parametrize("master_lr", [None, 0.02])
 def test_matches_oracle_of_eq_5_4(master_lr):
     """n = 3 replicas on different quadratics, eq. (5.4) written out, ρ_k scoped and clipped."""
-    g = torch.Generator().manual_seed(1)
     d, n, steps = 3, 3, 12
-    A = [
-        (lambda M: M @ M.T / d + torch.eye(d, dtype=DT))(torch.randn(d, d, generator=g, dtype=DT))
-        for _ in range(n)
-    ]
-    b = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
-    x0 = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
+    A, b, x0 = random_quadratics(d, n, seed=1)
     eta, rho0, s, rmin = 0.1, 1.0, 0.1, 0.5
 
     xs = [v.clone() for v in x0]
@@ -120,10 +84,7 @@ def test_matches_oracle_of_eq_5_4(master_lr):
         momentum=0.0,
         nesterov=False,
     )
-    for _ in range(steps):
-        for a, p in enumerate(ps):
-            p.grad = A[a] @ p.detach() - b[a]
-        opt.step()
+    descend_quadratics(opt, ps, A, b, steps)
     assert max_diff([p.detach() for p in ps], xs) <= 1e-12
     assert max_diff(opt.master_weights(), [master]) <= 1e-12
     assert opt.rho_at(11) == rmin and opt.rho_at(2) == rho0 * (1 - s) ** 2
@@ -143,12 +104,12 @@ def _groups(m):
 def test_foreach_matches_single_tensor():
     X, Y = regression_data()
     n, steps = 2, 9
-    streams = [batches(20 + a, steps) for a in range(n)]
+    streams = [index_batches(20 + a, steps) for a in range(n)]
     states = []
     for foreach in (False, True):
         models = [make_mlp(30 + a, (3, 6, 4, 1)) for a in range(n)]
         opt = ElasticSGD([_groups(m) for m in models], scoping=0.1, weight_decay=1e-3, foreach=foreach)
-        run(models, opt, X, Y, streams, 0, steps)
+        run_replicas(models, opt, X, Y, streams, 0, steps)
         states.append(
             [t for m in models for p in m.parameters() for t in (p.detach(), *opt.state[p].values())]
         )
@@ -158,14 +119,14 @@ def test_foreach_matches_single_tensor():
 def test_checkpoint_resume_is_bitwise():
     X, Y = regression_data()
     n, k, steps = 2, 6, 13
-    streams = [batches(40 + a, steps) for a in range(n)]
+    streams = [index_batches(40 + a, steps) for a in range(n)]
     models = [make_mlp(50 + a, (3, 6, 4, 1)) for a in range(n)]
     opt = ElasticSGD([_groups(m) for m in models], scoping=0.1)
-    run(models, opt, X, Y, streams, 0, steps)
+    run_replicas(models, opt, X, Y, streams, 0, steps)
 
     models_a = [make_mlp(50 + a, (3, 6, 4, 1)) for a in range(n)]
     opt_a = ElasticSGD([_groups(m) for m in models_a], scoping=0.1)
-    run(models_a, opt_a, X, Y, streams, 0, k)
+    run_replicas(models_a, opt_a, X, Y, streams, 0, k)
     buf = io.BytesIO()
     torch.save({"models": [m.state_dict() for m in models_a], "opt": opt_a.state_dict()}, buf)
     buf.seek(0)
@@ -175,7 +136,7 @@ def test_checkpoint_resume_is_bitwise():
         m.load_state_dict(sd)
     opt_b = ElasticSGD([_groups(m) for m in models_b], scoping=0.1)
     opt_b.load_state_dict(ckpt["opt"])
-    run(models_b, opt_b, X, Y, streams, k, steps)
+    run_replicas(models_b, opt_b, X, Y, streams, k, steps)
     for m, mb in zip(models, models_b, strict=True):
         for p, q in zip(m.parameters(), mb.parameters(), strict=True):
             assert torch.equal(p, q)
@@ -223,7 +184,7 @@ def test_nan_gradient_raises_and_leaves_state_unchanged():
     X, Y = regression_data()
     models = [make_mlp(a) for a in range(2)]
     opt = ElasticSGD([m.parameters() for m in models])
-    run(models, opt, X, Y, [batches(1, 2), batches(2, 2)], 0, 2)
+    run_replicas(models, opt, X, Y, [index_batches(1, 2), index_batches(2, 2)], 0, 2)
     before = [t.clone() for m in models for p in m.parameters() for t in (p.detach(), *opt.state[p].values())]
     opt.zero_grad()
     for m in models:
@@ -264,8 +225,8 @@ def test_distributed_without_process_group_is_elastic_n1():
     X, Y = regression_data()
     m1, m2 = make_mlp(4), make_mlp(4)
     o1, o2 = ElasticSGD(m1.parameters()), DistributedElasticSGD(m2.parameters())
-    run([m1], o1, X, Y, [batches(3, 6)], 0, 6)
-    run([m2], o2, X, Y, [batches(3, 6)], 0, 6)
+    run_replicas([m1], o1, X, Y, [index_batches(3, 6)], 0, 6)
+    run_replicas([m2], o2, X, Y, [index_batches(3, 6)], 0, 6)
     assert max_diff(params_of(m1), params_of(m2)) == 0 and o2.collectives == 0
 
 

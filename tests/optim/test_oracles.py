@@ -83,9 +83,10 @@ def test_sgld_is_langevin_dynamics():
     assert (w.detach() - v).abs().max().item() <= TOL
 
 
-def _entropy_sgd_oracle(K, L, lr, eta, gamma, scoping, alpha, noise, mu, nesterov, adam=None):
+def _entropy_sgd_oracle(K, L, *, lr, inner_lr, gamma, scoping, alpha, noise, momentum, nesterov, adam=None):
     """Thesis Alg. 2 with scoping (§3.2.3), the scaled outer update and momentum in both loops (the inner
-    momentum on the gradient of f, its buffer restarting with each cycle)."""
+    momentum on the gradient of f, its buffer restarting with each cycle). Knobs named as EntropySGD's."""
+    eta, mu = inner_lr, momentum
     gen = torch.Generator().manual_seed(SEED)
     x = torch.tensor(W0, dtype=torch.float64)
     outer_buf = torch.zeros(2, dtype=torch.float64)
@@ -123,18 +124,7 @@ def test_entropy_sgd_is_algorithm_2(nesterov, foreach):
         lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5, nesterov=nesterov
     )
     w, opt = _run(lambda ps: dlo.EntropySGD(ps, L=L, seed=SEED, foreach=foreach, **kw), K * L)
-    x = _entropy_sgd_oracle(
-        K,
-        L,
-        kw["lr"],
-        kw["inner_lr"],
-        kw["gamma"],
-        kw["scoping"],
-        kw["alpha"],
-        kw["noise"],
-        kw["momentum"],
-        nesterov,
-    )
+    x = _entropy_sgd_oracle(K, L, **kw)
     assert (w.detach() - x).abs().max().item() <= TOL  # after a full cycle y = x
     assert opt.param_groups[0]["outer_step"] == K
 
@@ -145,18 +135,7 @@ def test_entropy_sgd_mid_cycle_reference_weights_are_the_last_outer_iterate():
         lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5, nesterov=True
     )
     w, opt = _run(lambda ps: dlo.EntropySGD(ps, L=L, seed=SEED, **kw), K * L + 2)
-    x = _entropy_sgd_oracle(
-        K,
-        L,
-        kw["lr"],
-        kw["inner_lr"],
-        kw["gamma"],
-        kw["scoping"],
-        kw["alpha"],
-        kw["noise"],
-        kw["momentum"],
-        True,
-    )
+    x = _entropy_sgd_oracle(K, L, **kw)
     inner = w.detach().clone()
     with opt.reference_weights():
         assert (w.detach() - x).abs().max().item() <= TOL
@@ -168,19 +147,7 @@ def test_entropy_adam_is_adam_on_the_local_entropy_direction():
     K, L = 6, 3
     kw = dict(lr=0.05, inner_lr=0.02, gamma=2.0, scoping=0.05, alpha=0.25, noise=1e-3, momentum=0.0)
     w, _ = _run(lambda ps: dlo.EntropyAdam(ps, L=L, seed=SEED, betas=(0.9, 0.99), eps=1e-6, **kw), K * L)
-    x = _entropy_sgd_oracle(
-        K,
-        L,
-        kw["lr"],
-        kw["inner_lr"],
-        kw["gamma"],
-        kw["scoping"],
-        kw["alpha"],
-        kw["noise"],
-        0.0,
-        True,
-        adam=((0.9, 0.99), 1e-6),
-    )
+    x = _entropy_sgd_oracle(K, L, **kw, nesterov=True, adam=((0.9, 0.99), 1e-6))
     assert (w.detach() - x).abs().max().item() <= TOL
 
 

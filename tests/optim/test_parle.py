@@ -13,42 +13,20 @@ from deeplandscape.optim.distributed import DistributedParle
 from deeplandscape.optim.elastic import ElasticSGD
 from deeplandscape.optim.parle import Parle, split_dataset
 
-DT = torch.float64
-
-
-def make_mlp(seed: int, sizes: tuple[int, ...] = (3, 5, 1)) -> nn.Module:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.Tanh()]
-    return nn.Sequential(*layers[:-1]).to(DT)
-
-
-def regression_data(seed: int = 0, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 3, generator=g, dtype=DT)
-    Y = torch.sin(X.sum(1, keepdim=True)) + 0.1 * torch.randn(n, 1, generator=g, dtype=DT)
-    return X, Y
-
-
-def batches(seed: int, steps: int, n: int = 64, size: int = 8) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, n, (size,), generator=g) for _ in range(steps)]
-
-
-def backward(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    loss = nn.functional.mse_loss(model(X[idx]), Y[idx])
-    loss.backward()
-    return loss
-
-
-def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
-
-
-def params_of(model: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.parameters()]
-
+from ._problems import (
+    DT,
+    backward,
+    beale,
+    descend_quadratics,
+    index_batches,
+    make_mlp,
+    max_diff,
+    params_of,
+    random_quadratics,
+    regression_data,
+    rosenbrock,
+    run_replicas,
+)
 
 # ------------------------------------------------------------------------------------------------------
 # Degenerate settings (Thesis §5.3.1)
@@ -62,7 +40,7 @@ def test_n1_L1_gamma_rho_inf_is_sgd(foreach):
     inner momentum restarts at every outer step, i.e. at every step when L = 1). The master, the average
     of the one replica, is the SGD iterate too.
     """
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     m_parle, m_sgd = make_mlp(0), make_mlp(0)
     opt = Parle(
         m_parle.parameters(),
@@ -78,7 +56,7 @@ def test_n1_L1_gamma_rho_inf_is_sgd(foreach):
         foreach=foreach,
     )
     sgd = torch.optim.SGD(m_sgd.parameters(), lr=0.05, weight_decay=1e-3)
-    for idx in batches(1, 40):
+    for idx in index_batches(1, 40):
         for m, o in ((m_parle, opt), (m_sgd, sgd)):
             o.zero_grad()
             backward(m, X, Y, idx)
@@ -94,7 +72,7 @@ def test_L1_gamma_inf_is_elastic_sgd():
     ρ_E = η0 ρ_P (also for ρ_min), the same scoping s, and the normalized master update x ← x̄.
     """
     n, eta0, rho_p, rho_min_p, s = 3, 0.05, 4.0, 1.5, 0.05
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     parle_models = [make_mlp(10 + a) for a in range(n)]
     elastic_models = [make_mlp(10 + a) for a in range(n)]
     parle = Parle(
@@ -120,7 +98,7 @@ def test_L1_gamma_inf_is_elastic_sgd():
         nesterov=False,
     )
     assert max_diff(parle.master_weights(), elastic.master_weights()) == 0
-    streams = [batches(20 + a, 40) for a in range(n)]
+    streams = [index_batches(20 + a, 40) for a in range(n)]
     for t in range(40):
         for opt, models in ((parle, parle_models), (elastic, elastic_models)):
             opt.zero_grad()
@@ -141,7 +119,7 @@ def test_n1_rho_inf_is_entropy_sgd(foreach):
     """
     from deeplandscape.optim.entropy import EntropySGD
 
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     m_parle, m_ent = make_mlp(3), make_mlp(3)
     knobs = dict(
         lr=0.7,
@@ -159,7 +137,7 @@ def test_n1_rho_inf_is_entropy_sgd(foreach):
     )
     parle = Parle(m_parle.parameters(), rho=math.inf, gamma_min=0.0, **knobs)
     ent = EntropySGD(m_ent.parameters(), **knobs)
-    for idx in batches(2, 27):
+    for idx in index_batches(2, 27):
         for m, o in ((m_parle, parle), (m_ent, ent)):
             o.zero_grad()
             backward(m, X, Y, idx)
@@ -179,14 +157,8 @@ def test_matches_oracle_of_eq_5_8():
 
     The master averages the updated replicas (order discussed in the module docstring of parle.py).
     """
-    g = torch.Generator().manual_seed(0)
     d, n, L, steps = 4, 2, 3, 14
-    A = [
-        (lambda M: M @ M.T / d + torch.eye(d, dtype=DT))(torch.randn(d, d, generator=g, dtype=DT))
-        for _ in range(n)
-    ]
-    b = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
-    x0 = [torch.randn(d, generator=g, dtype=DT) for _ in range(n)]
+    A, b, x0 = random_quadratics(d, n, seed=0)
     eta, eta0, alpha, gamma0, rho0, s, gmin, rmin = 0.3, 0.1, 0.25, 3.0, 2.0, 0.2, 1.5, 1.2
 
     # oracle
@@ -225,10 +197,7 @@ def test_matches_oracle_of_eq_5_8():
         momentum=0.0,
         nesterov=False,
     )
-    for _ in range(steps):
-        for a, p in enumerate(ps):
-            p.grad = A[a] @ p.detach() - b[a]
-        opt.step()
+    descend_quadratics(opt, ps, A, b, steps)
     assert max_diff([p.detach() for p in ps], y) <= 1e-12
     assert max_diff([opt.state[p]["x"] for p in ps], x) <= 1e-12
     assert max_diff(opt.master_weights(), [master]) <= 1e-12
@@ -262,28 +231,20 @@ def _groups(m: nn.Module) -> list[dict]:
     return [{"params": ps[:2]}, {"params": ps[2:], "lr": 0.05, "inner_lr": 0.02, "weight_decay": 1e-2}]
 
 
-def _run(models, opt, X, Y, streams, t0, t1):
-    for t in range(t0, t1):
-        opt.zero_grad()
-        for a, m in enumerate(models):
-            backward(m, X, Y, streams[a][t])
-        opt.step()
-
-
 KNOBS = dict(
     lr=0.1, inner_lr=0.05, L=4, gamma=0.8, rho=0.5, scoping=0.1, gamma_min=0.3, rho_min=0.2, noise=1e-4
 )
 
 
 def test_foreach_matches_single_tensor():
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     n, steps = 2, 13
-    streams = [batches(30 + a, steps) for a in range(n)]
+    streams = [index_batches(30 + a, steps) for a in range(n)]
     runs = []
     for foreach in (False, True):
         models = _two_group_replicas(40, n)
         opt = Parle([_groups(m) for m in models], foreach=foreach, seed=7, **KNOBS)
-        _run(models, opt, X, Y, streams, 0, steps)
+        run_replicas(models, opt, X, Y, streams, 0, steps)
         state = [t for m in models for p in m.parameters() for t in (p.detach(), *opt.state[p].values())]
         runs.append(state)
     assert len(runs[0]) == len(runs[1])
@@ -292,17 +253,17 @@ def test_foreach_matches_single_tensor():
 
 def test_checkpoint_resume_is_bitwise():
     """Save after k steps (mid-cycle), load with weights_only=True into fresh objects, continue."""
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     n, k, steps = 2, 10, 21
-    streams = [batches(50 + a, steps) for a in range(n)]
+    streams = [index_batches(50 + a, steps) for a in range(n)]
 
     models = _two_group_replicas(60, n)
     opt = Parle([_groups(m) for m in models], seed=3, **KNOBS)
-    _run(models, opt, X, Y, streams, 0, steps)
+    run_replicas(models, opt, X, Y, streams, 0, steps)
 
     models_a = _two_group_replicas(60, n)
     opt_a = Parle([_groups(m) for m in models_a], seed=3, **KNOBS)
-    _run(models_a, opt_a, X, Y, streams, 0, k)
+    run_replicas(models_a, opt_a, X, Y, streams, 0, k)
     buf = io.BytesIO()
     torch.save({"models": [m.state_dict() for m in models_a], "opt": opt_a.state_dict()}, buf)
     buf.seek(0)
@@ -314,7 +275,7 @@ def test_checkpoint_resume_is_bitwise():
     opt_b = Parle([_groups(m) for m in models_b], seed=1, **KNOBS)
     opt_b.load_state_dict(ckpt["opt"])
     assert opt_b.steps == k
-    _run(models_b, opt_b, X, Y, streams, k, steps)
+    run_replicas(models_b, opt_b, X, Y, streams, k, steps)
     for m, mb in zip(models, models_b, strict=True):
         for p, q in zip(m.parameters(), mb.parameters(), strict=True):
             assert torch.equal(p, q)
@@ -325,15 +286,15 @@ def test_checkpoint_resume_is_bitwise():
 
 def test_lr_scheduler_changes_the_outer_step():
     """``lr`` is η of (5.8c): halving it with a scheduler equals constructing with lr/2, and differs."""
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     steps = 8
-    streams = [batches(70, steps)]
+    streams = [index_batches(70, steps)]
     finals = []
     for lr, factor in ((0.2, 1.0), (0.4, 0.5), (0.4, 1.0)):
         models = [make_mlp(8)]
         opt = Parle(models[0].parameters(), lr=lr, inner_lr=0.05, L=2, gamma=1.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _epoch, f=factor: f)
-        _run(models, opt, X, Y, streams, 0, steps)
+        run_replicas(models, opt, X, Y, streams, 0, steps)
         sched.step()
         finals.append(params_of(models[0]))
     assert max_diff(finals[0], finals[1]) == 0
@@ -363,13 +324,7 @@ def test_converges_on_quadratic_with_paper_defaults():
 )
 def test_degenerate_parle_converges_on_rosenbrock_and_beale(name, lr, steps, minimum):
     """Degenerate Parle (n = 1, L = 1, γ = ρ = ∞, α = 0, η′ = 1) from (1.5, 1.5) within 1e-3."""
-
-    def f(v):
-        x, y = v[0], v[1]
-        if name == "rosenbrock":  # a = 1, b = 1
-            return (1 - x) ** 2 + (y - x**2) ** 2
-        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-
+    f = {"rosenbrock": rosenbrock, "beale": beale}[name]
     p = nn.Parameter(torch.tensor([1.5, 1.5], dtype=DT))
     opt = Parle(
         [p], lr=1.0, inner_lr=lr, L=1, gamma=math.inf, rho=math.inf, alpha=0.0, momentum=0.0, nesterov=False
@@ -459,10 +414,10 @@ def test_prefers_the_wide_minimum():
 
 
 def test_reference_weights_swaps_master_and_restores():
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     models = [make_mlp(a) for a in range(2)]
     opt = Parle([m.parameters() for m in models], L=3, gamma=1.0)
-    _run(models, opt, X, Y, [batches(1, 5), batches(2, 5)], 0, 5)
+    run_replicas(models, opt, X, Y, [index_batches(1, 5), index_batches(2, 5)], 0, 5)
     inner = params_of(models[1])
     with opt.reference_weights(replica=1):
         assert max_diff(params_of(models[1]), opt.master_weights()) == 0
@@ -474,7 +429,7 @@ def test_reference_weights_swaps_master_and_restores():
 
 
 def test_closure_loss_is_returned():
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     m = make_mlp(0)
     opt = Parle(m.parameters())
 
@@ -502,10 +457,10 @@ def test_parameters_without_gradient_skip_the_inner_step():
 
 
 def test_nan_gradient_raises_and_leaves_state_unchanged():
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     models = [make_mlp(a) for a in range(2)]
     opt = Parle([m.parameters() for m in models], L=2)
-    _run(models, opt, X, Y, [batches(1, 3), batches(2, 3)], 0, 3)
+    run_replicas(models, opt, X, Y, [index_batches(1, 3), index_batches(2, 3)], 0, 3)
     before = [t.clone() for m in models for p in m.parameters() for t in (p.detach(), *opt.state[p].values())]
     opt.zero_grad()
     for m in models:
@@ -585,11 +540,11 @@ def test_split_dataset():
 
 
 def test_distributed_parle_without_process_group_is_parle_n1():
-    X, Y = regression_data()
+    X, Y = regression_data(noise=0.1)
     m1, m2 = make_mlp(4), make_mlp(4)
     o1 = Parle(m1.parameters(), L=3, gamma=1.0, noise=1e-3, seed=2)
     o2 = DistributedParle(m2.parameters(), L=3, gamma=1.0, noise=1e-3, seed=2)
-    for idx in batches(5, 10):
+    for idx in index_batches(5, 10):
         for m, o in ((m1, o1), (m2, o2)):
             o.zero_grad()
             backward(m, X, Y, idx)

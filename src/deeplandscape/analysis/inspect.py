@@ -633,7 +633,7 @@ def run(args: argparse.Namespace) -> int:
     )
     write_json(out / "config.json", config)
 
-    from ._flat import dataset_loss, parameter_vector
+    from ._functional import dataset_loss, parameter_vector
     from ._model import preserved
 
     with preserved(model, train=args.train_mode), torch.no_grad():

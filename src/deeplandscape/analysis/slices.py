@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from ._flat import check_vector, dataset_loss, flatten, pure_dataset_loss, unflatten
+from ._functional import check_vector, dataset_loss, flatten, pure_dataset_loss, unflatten
 from ._model import Batch, LossFn, as_batches, preserved, trainable_parameters
 
 _NORM_LAYERS = (

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._flat import flatten
+from ._functional import flatten
 from ._model import Batch, LossFn, as_batches, preserved, trainable_parameters
 
 FFT_BAND_95 = math.sqrt(-math.log(0.05))

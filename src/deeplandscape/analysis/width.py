@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import grad_and_value, vmap
 
-from ._flat import parameter_vector, pure_dataset_loss
+from ._functional import parameter_vector, pure_dataset_loss
 from ._model import Batch, LossFn, as_batches, preserved
 
 Energy = Callable[[Tensor], Tensor]

@@ -2,6 +2,7 @@
 
 - :func:`check` validates a hyperparameter and raises ``ValueError("Invalid <name>: <value> (...)")``;
 - :func:`check_finite_grads` stops a step before any state changes when a gradient holds a NaN or an Inf;
+- :func:`closure_loss` and :func:`collect_grads` open the ``step()`` of the single-model optimizers;
 - :class:`SeededOptimizer` is a ``torch.optim.Optimizer`` that owns explicit ``torch.Generator`` objects
   (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers.
 """
@@ -9,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -81,6 +82,32 @@ def check_finite_grads(grads: Sequence[Tensor], indices: Sequence[int], group_in
         f"Non-finite gradient ({what}) in param group {group_index}, parameter {indices[i]} "
         f"of shape {tuple(grads[i].shape)} at step {step}; the optimizer state was left unchanged"
     )
+
+
+def closure_loss(closure: Callable[[], Tensor] | None) -> Tensor | None:
+    """The closure's loss, evaluated with gradients enabled (``None`` without a closure)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def collect_grads(
+    param_groups: Sequence[dict[str, Any]], keep: Callable[[Tensor], bool] | None = None
+) -> list[tuple[list[Tensor], list[Tensor]]]:
+    """Per param group, the parameters with a gradient (and ``keep(p)``) and their gradients.
+
+    Every gradient is checked with :func:`check_finite_grads` (at the group's ``step``) before any is
+    returned, so that a step that raises leaves the optimizer state as it was.
+    """
+    work = []
+    for gi, group in enumerate(param_groups):
+        idx = [i for i, p in enumerate(group["params"]) if p.grad is not None and (keep is None or keep(p))]
+        params = [group["params"][i] for i in idx]
+        grads = [p.grad for p in params]
+        check_finite_grads(grads, idx, gi, group["step"])
+        work.append((params, grads))
+    return work
 
 
 def draw_seed() -> int:

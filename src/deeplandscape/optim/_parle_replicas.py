@@ -119,6 +119,23 @@ def check_unit(name: str, value: float, *, closed_right: bool = False) -> None:
         raise ValueError(f"Invalid {name}: {value} (allowed range [0, 1{']' if closed_right else ')'})")
 
 
+def check_floor(g: dict[str, Any], name: str) -> None:
+    """Raise ``ValueError`` unless the clip ``g[name + "_min"]`` is at most ``g[name]`` (Thesis §5.3.2)."""
+    floor = f"{name}_min"
+    if g[floor] > g[name]:
+        raise ValueError(f"Invalid {floor}: {g[floor]} (must be ≤ {name} = {g[name]}; nothing is clipped)")
+
+
+def check_sgd_knobs(g: dict[str, Any]) -> None:
+    """Raise ``ValueError`` for a bad ``momentum``, ``nesterov`` or ``weight_decay`` of a param group."""
+    check_unit("momentum", g["momentum"])
+    if g["nesterov"] not in (False, True):
+        raise ValueError(f"Invalid nesterov: {g['nesterov']!r} (must be True or False)")
+    if g["nesterov"] and g["momentum"] == 0:
+        raise ValueError(f"Invalid nesterov: {g['nesterov']} (Nesterov momentum requires momentum > 0)")
+    check_positive("weight_decay", g["weight_decay"], allow_zero=True)
+
+
 def resolve_scoping(scoping: float | None, batches_per_epoch: int | None) -> float:
     """The per-outer-step decay s of γ_k, ρ_k ∝ (1 − s)^k; Thesis eq. (5.10) takes s = 1/(2B)."""
     if batches_per_epoch is not None:
@@ -383,11 +400,22 @@ class ReplicatedOptimizer(Optimizer):
         if self._in_reference:
             raise RuntimeError("step() called inside reference_weights(); leave the block first")
 
-    def _closure_loss(self, closure: Any) -> Any:
-        if closure is None:
-            return None
-        with torch.enable_grad():
-            return closure()
+    def _replica_grads(self) -> list[tuple[int, int, dict[str, Any], list[Tensor], list[Tensor]]]:
+        """(a, j, group, params with a gradient, their gradients) for group j of every local replica a.
+
+        Every gradient is checked (dense, finite) before any is returned, so that a step that raises leaves
+        the optimizer state as it was.
+        """
+        work = []
+        for a in range(self._n_local):
+            for j, group in enumerate(self._replica_groups[a]):
+                ps = [p for p in group["params"] if p.grad is not None]
+                gs = [p.grad for p in ps]
+                if any(g.is_sparse for g in gs):
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                self.check_finite(gs, ps, "gradient", f"param group {j} of replica {a}")
+                work.append((a, j, group, ps, gs))
+        return work
 
     @contextmanager
     def reference_weights(self, replica: int = 0) -> Iterator[None]:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import SeededOptimizer, check_finite_grads, use_foreach
+from ._common import SeededOptimizer, closure_loss, collect_grads, use_foreach
 
 
 class PerturbedGradientOptimizer(SeededOptimizer):
@@ -50,6 +50,8 @@ class PerturbedGradientOptimizer(SeededOptimizer):
         super().__init__(params, defaults, seed)
         # The base optimizer's add_param_group fills its defaults into our group dicts and keeps them.
         self.base = base(self.param_groups, **base_kwargs)
+        for group in self.param_groups:
+            self._init_group(group)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group to this optimizer and to the wrapped base optimizer (the same dict)."""
@@ -59,7 +61,7 @@ class PerturbedGradientOptimizer(SeededOptimizer):
             self._init_group(param_group)
 
     def _init_group(self, group: dict[str, Any]) -> None:
-        """Validate a group's knobs and create its state (subclasses)."""
+        """Validate a group's knobs and create its state (subclasses); run for every group at construction."""
 
     def _perturbs(self, group: dict[str, Any]) -> bool:
         """Whether δ ≠ 0 for this group at its current step (subclasses)."""
@@ -79,22 +81,13 @@ class PerturbedGradientOptimizer(SeededOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """Hand g + δ to the base optimizer's step; return the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        active = []
-        for gi, group in enumerate(self.param_groups):
-            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
-            params = [group["params"][i] for i in idx]
-            check_finite_grads([p.grad for p in params], idx, gi, group["step"])
-            active.append(params)
+        loss = closure_loss(closure)
+        work = collect_grads(self.param_groups)
         originals: list[tuple[Tensor, Tensor]] = []
         try:
-            for group, params in zip(self.param_groups, active, strict=True):
+            for group, (params, grads) in zip(self.param_groups, work, strict=True):
                 if not params or not self._perturbs(group):
                     continue
-                grads = [p.grad for p in params]
                 outs = [self.scratch(p, "grad") for p in params]
                 self._perturb_into(group, params, grads, outs, use_foreach(group.get("foreach"), params))
                 for p, g, new in zip(params, grads, outs, strict=True):
@@ -104,7 +97,7 @@ class PerturbedGradientOptimizer(SeededOptimizer):
         finally:
             for p, g in originals:
                 p.grad = g
-        for group, params in zip(self.param_groups, active, strict=True):
+        for group, (params, _) in zip(self.param_groups, work, strict=True):
             if params:
                 group["step"] += 1
         return loss

@@ -78,6 +78,14 @@ class RelaxationOptimizer(SeededOptimizer):
             raise RuntimeError("step() called inside reference_weights(); leave the block first")
 
 
+def zeros_buffer(state: dict[str, Any], key: str, p: Tensor) -> Tensor:
+    """``state[key]``, created as zeros shaped like ``p`` on first use."""
+    buf = state.get(key)
+    if buf is None:
+        buf = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return buf
+
+
 def momentum_update_(
     xs: list[Tensor],
     ds: list[Tensor],

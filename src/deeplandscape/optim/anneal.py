@@ -157,8 +157,6 @@ class AnnealSGD(PerturbedGradientOptimizer):
         params = [_materialize(g) for g in params]
         self.size = estimate_network_size(params)
         super().__init__(params, defaults, base, base_kwargs, seed)
-        for group in self.param_groups:
-            self._init_group(group)
 
     @staticmethod
     def _check_knobs(g: dict[str, Any]) -> None:

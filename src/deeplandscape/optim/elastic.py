@@ -21,10 +21,13 @@ import torch
 from torch import Tensor
 
 from . import _parle_kernels as K
+from ._common import closure_loss
 from ._parle_replicas import (
     ReplicaMean,
     ReplicatedOptimizer,
+    check_floor,
     check_positive,
+    check_sgd_knobs,
     check_unit,
     resolve_scoping,
     scoped,
@@ -128,17 +131,9 @@ class ElasticSGD(ReplicatedOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Eq. (5.4a) on every replica, then eq. (5.4b) on the master; returns the closure's loss."""
         self._refuse_inside_reference()
-        loss = self._closure_loss(closure)
+        loss = closure_loss(closure)
         k = self._step_count
-        work = []
-        for a in range(self._n_local):
-            for j, group in enumerate(self._replica_groups[a]):
-                ps = [p for p in group["params"] if p.grad is not None]
-                gs = [p.grad for p in ps]
-                if any(g.is_sparse for g in gs):
-                    raise RuntimeError("ElasticSGD does not support sparse gradients")
-                self.check_finite(gs, ps, "gradient", f"param group {j} of replica {a}")
-                work.append((j, group, ps, gs))
+        work = self._replica_grads()
 
         self._check_master_lr_kind()  # also after edits of the param groups
         self._sync_master()
@@ -147,7 +142,7 @@ class ElasticSGD(ReplicatedOptimizer):
         means_before = self._replica_mean() if jacobi else None
 
         masters_of_group = [[self.state[p]["master"] for p in g["params"]] for g in self._replica_groups[0]]
-        for j, group, ps, gs in work:
+        for _, j, group, ps, gs in work:
             foreach = group["foreach"] is not False
             ms = [m for p, m in zip(group["params"], masters_of_group[j], strict=True) if p.grad is not None]
             rho = scoped(group["rho"], group["scoping"], k, group["rho_min"])
@@ -186,13 +181,7 @@ def _check_knobs(g: dict[str, Any]) -> None:
     check_positive("rho", g["rho"], allow_inf=True)
     check_unit("scoping", g["scoping"])
     check_positive("rho_min", g["rho_min"], allow_zero=True)
-    if g["rho_min"] > g["rho"]:
-        raise ValueError(f"Invalid rho_min: {g['rho_min']} (must be ≤ rho = {g['rho']}; nothing is clipped)")
+    check_floor(g, "rho")
     if g["master_lr"] is not None:
         check_positive("master_lr", g["master_lr"], allow_zero=True)
-    check_unit("momentum", g["momentum"])
-    if g["nesterov"] not in (False, True):
-        raise ValueError(f"Invalid nesterov: {g['nesterov']!r} (must be True or False)")
-    if g["nesterov"] and g["momentum"] == 0:
-        raise ValueError(f"Invalid nesterov: {g['nesterov']} (Nesterov momentum requires momentum > 0)")
-    check_positive("weight_decay", g["weight_decay"], allow_zero=True)
+    check_sgd_knobs(g)

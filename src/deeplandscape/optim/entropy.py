@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import check, check_finite_grads, use_foreach
-from ._relaxation import RelaxationOptimizer, adam_update, momentum_update_
+from ._common import check, closure_loss, collect_grads, use_foreach
+from ._relaxation import RelaxationOptimizer, adam_update, momentum_update_, zeros_buffer
 
 
 class EntropySGD(RelaxationOptimizer):
@@ -120,7 +120,7 @@ class EntropySGD(RelaxationOptimizer):
         zs = [self.state[p]["average"] for p in params]
         ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
         mu = group["momentum"]
-        bufs = [_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
+        bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         momentum_update_(
             xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
         )
@@ -129,17 +129,8 @@ class EntropySGD(RelaxationOptimizer):
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """One Langevin step on y (Alg. 2 lines 3–5); after every L-th, the outer update (line 6)."""
         self._refuse_inside_reference()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for gi, group in enumerate(self.param_groups):
-            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
-            params = [group["params"][i] for i in idx]
-            grads = [p.grad for p in params]
-            check_finite_grads(grads, idx, gi, group["step"])
-            work.append((params, grads))
+        loss = closure_loss(closure)
+        work = collect_grads(self.param_groups)
         for group, (params, grads) in zip(self.param_groups, work, strict=True):
             if params:
                 self._group_step(group, params, grads)
@@ -157,7 +148,7 @@ class EntropySGD(RelaxationOptimizer):
                 st = self.state[p]
                 st["average"].copy_(st["reference"])
                 if mu != 0:
-                    _buffer(st, "inner_momentum", p).zero_()
+                    zeros_buffer(st, "inner_momentum", p).zero_()
         gamma_t = self.scope(group)
         if gamma_t == 0:
             raise FloatingPointError(
@@ -169,7 +160,7 @@ class EntropySGD(RelaxationOptimizer):
         std = math.sqrt(2.0 * eta * group["noise"])
         noises = self.randn_like_params(params) if std > 0 else None
         xs = [self.state[p]["reference"] for p in params]
-        bufs = [_buffer(self.state[p], "inner_momentum", p) for p in params] if mu != 0 else []
+        bufs = [zeros_buffer(self.state[p], "inner_momentum", p) for p in params] if mu != 0 else []
         langevin_step(
             params,
             grads,
@@ -274,8 +265,8 @@ class EntropyAdam(EntropySGD):
         xs = [self.state[p]["reference"] for p in params]
         zs = [self.state[p]["average"] for p in params]
         ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
-        ms = [_buffer(self.state[p], "exp_avg", p) for p in params]
-        vs = [_buffer(self.state[p], "exp_avg_sq", p) for p in params]
+        ms = [zeros_buffer(self.state[p], "exp_avg", p) for p in params]
+        vs = [zeros_buffer(self.state[p], "exp_avg_sq", p) for p in params]
         adam_update(
             xs,
             ds,
@@ -287,14 +278,6 @@ class EntropyAdam(EntropySGD):
             eps=group["eps"],
             foreach=foreach,
         )
-
-
-def _buffer(state: dict[str, Any], key: str, p: Tensor) -> Tensor:
-    """``state[key]``, created as zeros shaped like ``p`` on first use."""
-    buf = state.get(key)
-    if buf is None:
-        buf = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    return buf
 
 
 def langevin_step(

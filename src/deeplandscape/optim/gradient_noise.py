@@ -55,8 +55,6 @@ class GradientNoise(PerturbedGradientOptimizer):
         defaults = dict(eta=eta, gamma=gamma)
         self._check_knobs(defaults)
         super().__init__(params, defaults, base, base_kwargs, seed)
-        for group in self.param_groups:
-            self._init_group(group)
 
     @staticmethod
     def _check_knobs(g: dict[str, Any]) -> None:

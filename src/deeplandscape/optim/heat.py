@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import check, check_finite_grads, use_foreach
-from ._relaxation import RelaxationOptimizer, momentum_update_
+from ._common import check, closure_loss, collect_grads, use_foreach
+from ._relaxation import RelaxationOptimizer, momentum_update_, zeros_buffer
 
 
 class Heat(RelaxationOptimizer):
@@ -111,17 +111,8 @@ class Heat(RelaxationOptimizer):
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """Add ∇f_b(x + ε) to the cycle's sum; after every L-th step update x (eq. (4.43)); re-perturb."""
         self._refuse_inside_reference()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for gi, group in enumerate(self.param_groups):
-            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None and p in self.state]
-            params = [group["params"][i] for i in idx]
-            grads = [p.grad for p in params]
-            check_finite_grads(grads, idx, gi, group["step"])
-            work.append((params, grads))
+        loss = closure_loss(closure)
+        work = collect_grads(self.param_groups, keep=self.state.__contains__)
         for group, (params, grads) in zip(self.param_groups, work, strict=True):
             if params:
                 self._group_step(group, params, grads)
@@ -156,13 +147,7 @@ class Heat(RelaxationOptimizer):
         L = group["cycle_step"]
         ds = torch._foreach_div(sums, L) if foreach else [s.div(L) for s in sums]
         mu = group["momentum"]
-        bufs = []
-        if mu != 0:
-            for p in params:
-                st = self.state[p]
-                if "outer_momentum" not in st:
-                    st["outer_momentum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                bufs.append(st["outer_momentum"])
+        bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         momentum_update_(
             xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
         )

@@ -43,11 +43,14 @@ import torch
 from torch import Tensor
 
 from . import _parle_kernels as K
+from ._common import closure_loss
 from ._parle_data import split_dataset
 from ._parle_replicas import (
     ReplicaMean,
     ReplicatedOptimizer,
+    check_floor,
     check_positive,
+    check_sgd_knobs,
     check_unit,
     resolve_scoping,
     scoped,
@@ -175,19 +178,11 @@ class Parle(ReplicatedOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step (5.8a)–(5.8b) of every replica; every L-th call also (5.8c)–(5.8d)."""
         self._refuse_inside_reference()
-        loss = self._closure_loss(closure)
+        loss = closure_loss(closure)
         k = self._step_count
-        work = []
-        for a in range(self._n_local):
-            for j, group in enumerate(self._replica_groups[a]):
-                ps = [p for p in group["params"] if p.grad is not None]
-                gs = [p.grad for p in ps]
-                if any(g.is_sparse for g in gs):
-                    raise RuntimeError("Parle does not support sparse gradients")
-                self.check_finite(gs, ps, "gradient", f"param group {j} of replica {a}")
-                work.append((a, group, ps, gs))
+        work = self._replica_grads()
 
-        for a, group, ps, gs in work:
+        for a, _, group, ps, gs in work:
             self._inner_step(a, group, ps, gs, k)
         if self.is_outer_step(k):
             self._outer_step(k)
@@ -266,17 +261,8 @@ def _check_knobs(g: dict[str, Any]) -> None:
     check_unit("scoping", g["scoping"])
     check_positive("gamma_min", g["gamma_min"], allow_zero=True)
     check_positive("rho_min", g["rho_min"], allow_zero=True)
-    if g["gamma_min"] > g["gamma"]:
-        raise ValueError(
-            f"Invalid gamma_min: {g['gamma_min']} (must be ≤ gamma = {g['gamma']}; nothing is clipped)"
-        )
-    if g["rho_min"] > g["rho"]:
-        raise ValueError(f"Invalid rho_min: {g['rho_min']} (must be ≤ rho = {g['rho']}; nothing is clipped)")
+    check_floor(g, "gamma")
+    check_floor(g, "rho")
     check_unit("alpha", g["alpha"])
     check_positive("noise", g["noise"], allow_zero=True)
-    check_unit("momentum", g["momentum"])
-    if g["nesterov"] not in (False, True):
-        raise ValueError(f"Invalid nesterov: {g['nesterov']!r} (must be True or False)")
-    if g["nesterov"] and g["momentum"] == 0:
-        raise ValueError(f"Invalid nesterov: {g['nesterov']} (Nesterov momentum requires momentum > 0)")
-    check_positive("weight_decay", g["weight_decay"], allow_zero=True)
+    check_sgd_knobs(g)

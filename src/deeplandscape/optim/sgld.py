@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import SeededOptimizer, check, check_finite_grads, use_foreach
+from ._common import SeededOptimizer, check, closure_loss, collect_grads, use_foreach
 
 
 class SGLD(SeededOptimizer):
@@ -62,17 +62,8 @@ class SGLD(SeededOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """One SGLD step per param group; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for gi, group in enumerate(self.param_groups):
-            idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
-            params = [group["params"][i] for i in idx]
-            grads = [p.grad for p in params]
-            check_finite_grads(grads, idx, gi, group["step"])
-            work.append((params, grads))
+        loss = closure_loss(closure)
+        work = collect_grads(self.param_groups)
         for group, (params, grads) in zip(self.param_groups, work, strict=True):
             if not params:
                 continue
