@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_command.add_arguments(inspect)
     inspect.set_defaults(func=inspect_command.run)
 
+    from deeplandscape.nets import cli as nets_command
+
+    nets = commands.add_parser("nets", help="the model zoo, with parameter counts beside the papers'")
+    nets_command.add_arguments(nets)
+    nets.set_defaults(func=nets_command.run)
+
     demo = commands.add_parser("demo", help="floor and complexity of the 3-spin glass, demo scale")
     demo.add_argument("--out", default=None, help="directory (default runs/demo-<time>)")
     demo.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])
