@@ -32,9 +32,9 @@ def summary(values: np.ndarray) -> dict[str, float]:
 def table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown pipe table; floats with 4 significant digits."""
 
-    def cell(x: Any) -> str:
-        return f"{x:.4g}" if isinstance(x, float) else str(x)
+    def cell(x: Any) -> str:  # a literal "|" would end the cell
+        return (f"{x:.4g}" if isinstance(x, float) else str(x)).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)

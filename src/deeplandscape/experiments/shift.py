@@ -4,7 +4,10 @@ AnnealSGD paper §4.5, Thm 5 and Appendix B, Thm A-5: for a local minimum σ of 
 Hamiltonian H̃ = H − h·σ with a field of constant strength ν, a minimum σ̃ of H̃ lies within O(n^{−1/3})
 of σ (Thm A-5: a ball of radius n^{−α}, α ∈ (1/4, 1/3), in the normalization of the unit sphere) and the
 normalized energy changes by at most 2ν. Here: descend to minima σ of H, switch the field on (same
-disorder), descend from σ to σ̃, and fit the exponent of ‖σ − σ̃‖/√n against n.
+disorder), descend from σ to σ̃, and fit the exponent of the median of ‖σ − σ̃‖/√n against n. Descent
+from a marginal minimum sometimes slides to a different minimum (a "jump", ‖σ − σ̃‖/√n > 0.5): such
+endpoints say nothing about the nearby perturbed minimum, so they are counted apart and the median, not the
+mean, carries the fit.
 
 ``scaling="appendix"`` uses the appendix's field h/√n with h ~ N(0, ν²I) (eq. (A-6), under which the
 theorem is stated for constant ν); ``scaling="eq7"`` uses eq. (7)'s h ~ N(0, ν²I) directly.
@@ -22,6 +25,8 @@ from deeplandscape.experiments._common import descent_params, table
 from deeplandscape.experiments._plot import plt, save
 from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
 from deeplandscape.spinglass import PSpinGlass, descend
+
+JUMP = 0.5  # ‖σ − σ̃‖/√n beyond which descent left the basin (the sphere's diameter is 2)
 
 PARAMS = {
     "sizes": Param("ints", [25, 50, 100, 200], "numbers of spins n", quick=[20, 40, 60], low=3),
@@ -51,6 +56,8 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
             "n": n,
             "field_std": nu,
             "mean_distance": float(distance.mean()),
+            "median_distance": float(distance.median()),
+            "jump_fraction": float((distance > JUMP).double().mean()),
             "mean_energy_change": float(change.mean()),
             "max_energy_change": float(change.max()),
             "converged_fraction": min(minima.converged_fraction, moved.converged_fraction),
@@ -62,7 +69,7 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
 def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tuple[dict, str]:
     rows = [r.values for r in results]
     ns = np.array([r["n"] for r in rows], dtype=float)
-    dist = np.array([r["mean_distance"] for r in rows])
+    dist = np.array([r["median_distance"] for r in rows])
     exponent = (
         float(np.polyfit(np.log(ns), np.log(dist), 1)[0]) if len(ns) > 1 and (dist > 0).all() else math.nan
     )
@@ -78,15 +85,18 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     save(fig, out / "shift.png")
     body = "\n\n".join(
         [
-            f"Fitted exponent of the distance against n: {exponent:.3f} (Thm 5: −1/3 or faster). "
+            f"Fitted exponent of the median distance against n: {exponent:.3f} (Thm 5: −1/3 or faster, "
+            "asymptotically). "
             f"Energy change bound 2ν = {2 * config['nu']:g}.",
             table(
-                ["n", "field std", "mean distance", "mean |ΔH/n|", "max |ΔH/n|"],
+                ["n", "field std", "median distance", "mean distance", "jumps", "mean |ΔH/n|", "max |ΔH/n|"],
                 [
                     [
                         r["n"],
                         r["field_std"],
+                        r["median_distance"],
                         r["mean_distance"],
+                        r["jump_fraction"],
                         r["mean_energy_change"],
                         r["max_energy_change"],
                     ]
