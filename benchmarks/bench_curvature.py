@@ -8,7 +8,9 @@ Prints one JSON object:
   lanczos_top10      top-10 (by magnitude) Hessian eigenvalues of a ≥100k-parameter MLP: Lanczos (full
                      re-orthogonalization) against power iteration with deflation, HVPs, residuals, time,
                      agreement;
-  per_sample         per-sample gradients of a batch of 256 with vmap against a Python loop (target ≥ 10×);
+  per_sample         per-sample gradients of a batch of 256 (``per_sample_gradients``: the layer path for
+                     these nn.Sequential models; and its vmap path, forced) against a Python loop
+                     (target ≥ 10×);
   diffusion          D(x) spectrum for d ≥ 100k, N = 2000 by the Gram route: peak resident memory above the
                      baseline against N·d and d·d floats.
 """
@@ -24,6 +26,8 @@ import time
 import torch
 from torch import nn
 
+from deeplandscape.analysis import per_sample
+from deeplandscape.analysis._functional import FunctionalLoss
 from deeplandscape.analysis.hvp import HessianOperator
 from deeplandscape.analysis.lanczos import lanczos
 from deeplandscape.analysis.noise import diffusion_spectrum
@@ -182,18 +186,33 @@ def bench_per_sample(batch: int) -> dict:
                 rows.append(torch.cat([gr.reshape(-1) for gr in grads]))
             return torch.stack(rows)
 
-        vm = per_sample_gradients(model, CE, (x, y)).gradients
-        max_err = float((vm - loop()).abs().max())
-        t_vmap, t_loop, speedup = _paired_times(
-            lambda model=model, x=x, y=y: per_sample_gradients(model, CE, (x, y)), loop, 5
-        )
+        def fast(model=model, x=x, y=y):
+            return per_sample_gradients(model, CE, (x, y))
+
+        def vmapped(model=model, x=x, y=y):
+            layer_plan = per_sample.plan
+            per_sample.plan = lambda loss: None  # force the torch.func.vmap path
+            try:
+                return per_sample_gradients(model, CE, (x, y))
+            finally:
+                per_sample.plan = layer_plan
+
+        reference = loop()
+        max_err = float((fast().gradients - reference).abs().max())
+        max_err_vmap = float((vmapped().gradients - reference).abs().max())
+        t_fast, t_loop, speedup = _paired_times(fast, loop, 7)
+        t_vmap, _, speedup_vmap = _paired_times(vmapped, loop, 5)
         out[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "batch": batch,
+            "layer_path": per_sample.plan(FunctionalLoss(model, CE, (x, y))) is not None,
             "loop_s": t_loop,
-            "vmap_s": t_vmap,
+            "per_sample_gradients_s": t_fast,
             "speedup": speedup,
+            "vmap_path_s": t_vmap,
+            "vmap_path_speedup": speedup_vmap,
             "max_abs_difference": max_err,
+            "max_abs_difference_vmap_path": max_err_vmap,
         }
     return out
 

@@ -144,3 +144,30 @@ def test_bad_input_errors():
         exact_hessian(model, CE, data, max_params=10)
     with pytest.raises(ValueError, match="Invalid vector: no entries"):
         hessian_vector_product(model, CE, data, {"0.weight": torch.zeros(6, 5)})
+
+
+def test_eager_forward_matvec_equals_torch_func_forward_and_reverse():
+    """matvec (dual parameters through an eager backward) = vmapped torch.func jvp-of-grad (matmat) =
+    reverse-over-reverse: a CNN with BatchNorm, Dropout and a frozen weight (eval mode), an MLP with
+    BatchNorm in train mode (batch statistics), and MSE's float targets; also under ``torch.no_grad()``."""
+    g = torch.Generator().manual_seed(21)
+    torch.manual_seed(22)
+    bn_mlp = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 3)).double()
+    regression = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (6,), generator=g)
+    cases = [
+        (busy_model(), CE, [busy_batch()], False),
+        (bn_mlp, CE, [(x, y)], True),
+        (regression, nn.MSELoss(), [(x, torch.randn(6, 2, generator=g, dtype=torch.float64))], False),
+    ]
+    for model, loss_fn, data, train in cases:
+        before = snapshot(model)
+        forward = HessianOperator(model, loss_fn, data, train=train)
+        reverse = HessianOperator(model, loss_fn, data, train=train, mode="reverse")
+        v = torch.randn(forward.dim, generator=g, dtype=torch.float64)
+        with torch.no_grad():
+            hv = forward.matvec(v)
+        torch.testing.assert_close(hv, forward.matmat(v[:, None])[:, 0], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(hv, reverse.matvec(v), rtol=1e-10, atol=1e-12)
+        assert_unchanged(model, before)

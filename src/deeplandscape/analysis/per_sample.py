@@ -4,6 +4,12 @@
 to a batch of one). ``vmap(grad(f_·))`` evaluates all ``g_k`` of a batch in one batched forward/backward
 pass instead of a Python loop over samples. These are the ``g_k`` of Thesis Lemma 6.3 (the diffusion matrix
 ``D(x)``) and of the empirical Fisher diagonal (Thesis §3.3.1).
+
+For an ``nn.Sequential`` of linear, convolutional, eval-mode BatchNorm, activation, pooling and flatten
+layers, the same ``g_k`` are computed without ``vmap`` from one ordinary backward pass: per layer,
+``∇_W f_k = δ_k a_kᵀ`` (summed over positions for a convolution) from the layer's input ``a_k`` and its
+back-propagated output gradient ``δ_k``, written straight into the ``(N, d)`` result
+(:mod:`deeplandscape.analysis._per_sample_layers`); every other model takes the ``vmap`` path.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torch.func import grad_and_value, vmap
 
 from deeplandscape.analysis._functional import FunctionalLoss, all_finite, check_finite
 from deeplandscape.analysis._model import Batch, LossFn, preserved
+from deeplandscape.analysis._per_sample_layers import plan, try_per_sample
 
 
 @dataclass(frozen=True)
@@ -64,19 +71,26 @@ def iter_per_sample_gradients(
     if out is None:
         largest = max(int(x.shape[0]) for x, _ in loss.batches)
         buffer = torch.empty(largest, loss.dim, dtype=loss.dtype, device=loss.device)
+    layers = plan(loss)
     row = 0
     for i, (inputs, targets) in enumerate(loss.batches):
-        grads, values = per_sample(loss.params, inputs, targets)
-        check_finite(values, "loss", f"batch {i}")
         n = inputs.shape[0]
         flat = buffer[:n] if out is None else out[row : row + n]
         row += n
-        offset = 0
-        for name, numel in zip(loss.names, loss.numels, strict=True):
-            flat[:, offset : offset + numel] = grads[name].reshape(n, numel)
-            offset += numel
-        del grads
-        if not all_finite(flat):
+        fast = None if layers is None else try_per_sample(loss, layers, inputs, targets, flat, chunk_size)
+        if fast is not None:
+            values, finite = fast
+            check_finite(values, "loss", f"batch {i}")
+        else:
+            grads, values = per_sample(loss.params, inputs, targets)
+            check_finite(values, "loss", f"batch {i}")
+            offset = 0
+            for name, numel in zip(loss.names, loss.numels, strict=True):
+                flat[:, offset : offset + numel] = grads[name].reshape(n, numel)
+                offset += numel
+            del grads
+            finite = all_finite(flat)
+        if not finite:
             raise ValueError(f"Non-finite per-sample gradient on batch {i}")
         yield i, flat, values.detach()
 
