@@ -1,12 +1,14 @@
 """The model zoo: the networks of the papers, by the names the papers use.
 
 ``get(name, seed=0, **kw)`` builds one, ``available()`` lists the names, ``parameter_count(model)`` counts
-trainable scalars and ``table()`` gives the rows printed by ``deeplandscape nets``.
+trainable scalars and ``table()`` gives the rows printed by ``deeplandscape nets``. ``Ensemble`` trains many
+networks of one architecture as one batched model (``EnsembleSGD``, ``train_ensemble``).
 """
 
 from .allcnn import AllCNN
 from .charlstm import CharLSTM
 from .choromanska import CHOROMANSKA_WIDTHS, ChoromanskaNet, unit_cube_init_
+from .ensemble import Ensemble, EnsembleHistory, EnsembleSGD, evaluate_ensemble, train_ensemble
 from .lenet import LeNet
 from .mnistfc import DeepThinMnistFC, MnistFC
 from .registry import (
@@ -32,6 +34,9 @@ __all__ = [
     "CharLSTM",
     "ChoromanskaNet",
     "DeepThinMnistFC",
+    "Ensemble",
+    "EnsembleHistory",
+    "EnsembleSGD",
     "LeNet",
     "MnistFC",
     "NetRow",
@@ -40,11 +45,13 @@ __all__ = [
     "SmallFC",
     "SmallFCBN",
     "available",
+    "evaluate_ensemble",
     "example_input",
     "format_table",
     "get",
     "parameter_count",
     "spec",
     "table",
+    "train_ensemble",
     "unit_cube_init_",
 ]
