@@ -18,6 +18,13 @@ _MODULES = {
     "tripartite": "tripartite",
     "layers": "layers",
     "shift": "shift",
+    "choromanska-nets": "choromanska_nets",
+    "teacher-student": "teacher_student",
+    "gd-vs-sgd-nets": "gd_vs_sgd_nets",
+    "hessian-spectrum": "hessian_spectrum",
+    "sgd-noise": "sgd_noise",
+    "limit-cycles": "limit_cycles",
+    "relaxation-1d": "relaxation_1d",
 }
 
 

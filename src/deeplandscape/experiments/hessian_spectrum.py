@@ -1,0 +1,271 @@
+"""``hessian-spectrum``: the Hessian spectrum at the end of training of small networks.
+
+Thesis §3.3.1, Fig. 3.1 and 3.4: at the end of training, the Hessian ∇²f(x) of small networks has a large
+peak at zero (≈ 94% of the eigenvalues of small-LeNet have |λ| < 1e-4), a long positive tail (λ_max ≈ 40)
+and a short negative one (λ_min ≈ −0.46). Each model is trained with Adam, then its spectrum is computed
+exactly (dense ``torch.func`` Hessian + ``eigvalsh``) when d ≤ ``max_exact``, else estimated by stochastic
+Lanczos quadrature (extremes by Lanczos, near-zero fractions from the quadrature nodes, which resolve the
+bulk only coarsely).
+
+Models (``models`` parameter, comma separated):
+
+- ``fc-digits``: smallfc (Thesis §3.3.1, 784 → h → 10) on the 8×8 digits, h = ``fc_hidden``;
+- ``lenet-digits``: small-lenet's layout with 3×3 kernels and narrow layers on the 8×8 digits;
+- ``lstm-chars``: char-lstm (Thesis §3.3.1) with ``lstm_hidden`` units on generated text;
+- ``small-lenet``, ``smallfc``: the paper's networks on MNIST (``mnist_path``; nothing is downloaded);
+- ``char-lstm``: the paper's 48-unit char-LSTM on 256 lines of 32 generated characters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeplandscape import data as dl_data
+from deeplandscape import nets
+from deeplandscape.analysis import HessianOperator, exact_hessian, spectral_density
+from deeplandscape.experiments._common import table
+from deeplandscape.experiments._plot import plt, save
+from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.rundir import save_npz
+
+MODELS = ("fc-digits", "lenet-digits", "lstm-chars", "small-lenet", "smallfc", "char-lstm")
+THRESHOLDS = (1e-4, 1e-2)
+# Thesis §3.3.1 / Fig. 3.1: small-LeNet ≈ 94% |λ| < 1e-4, λ_max ≈ 40, λ_min ≈ −0.46.
+PAPER = {"small-lenet": {"near_zero_1e-4": 0.94, "lambda_max": 40.0, "lambda_min": -0.46}}
+
+
+class _SequenceCrossEntropy(nn.Module):
+    """Cross-entropy averaged over all (batch, time) positions of (B, T, V) logits and (B, T) targets."""
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def build(
+    name: str, config: dict[str, Any], seed: int
+) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
+    """The network ``name`` (one of MODELS), its loss and its training inputs/targets (first ``samples``)."""
+    n = config["samples"]
+    if name in ("fc-digits", "lenet-digits"):
+        split = dl_data.load_digits(seed=seed).train
+        x, y = split.x[:n], split.y[:n]
+        if name == "fc-digits":
+            model = nets.get("smallfc", seed=seed, hidden=config["fc_hidden"], in_features=64)
+            x = x.flatten(1)
+        else:  # 8 → conv3 → 6 → conv3 → 4 → pool2 → 2
+            model = nets.get(
+                "small-lenet", seed=seed, channels=(4, 8), hidden=32, kernel=3, pools=(1, 2), image_size=8
+            )
+        return model, nn.CrossEntropyLoss(), x, y
+    if name in ("lstm-chars", "char-lstm"):
+        split = dl_data.load_chars(seed=seed).train
+        hidden = config["lstm_hidden"] if name == "lstm-chars" else 48
+        model = nets.get("char-lstm", seed=seed, hidden=hidden)
+        return model, _SequenceCrossEntropy(), split.x[:n], split.y[:n]
+    if name in ("small-lenet", "smallfc"):
+        split = dl_data.load_mnist(config["mnist_path"] or None, seed=seed).train
+        x, y = split.x[:n], split.y[:n]
+        model = nets.get(name, seed=seed)
+        return model, nn.CrossEntropyLoss(), (x.flatten(1) if name == "smallfc" else x), y
+    raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+
+
+def train(
+    model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, config: dict, seed: int
+) -> float:
+    """Adam (Thesis §3.3.1 trains small-LeNet and char-lstm with Adam) on mini-batches; the final loss."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    model.train()
+    for _ in range(config["epochs"]):
+        for idx in torch.randperm(len(x), generator=gen).split(config["batch_size"]):
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        final = float(loss_fn(model(x), y))
+    if not np.isfinite(final):
+        raise FloatingPointError(f"training loss became {final} (hessian-spectrum, train)")
+    return final
+
+
+def _mode(model: nn.Module) -> str:
+    """Forward-over-reverse HVPs, except through LSTMs (no forward-mode AD for the fused LSTM kernel)."""
+    return "reverse" if any(isinstance(m, nn.LSTM) for m in model.modules()) else "forward"
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigenvalues (exact) or SLQ nodes, their weights (summing to 1), and the Thesis §3.3.1 summary."""
+
+    method: str
+    eigenvalues: np.ndarray
+    weights: np.ndarray
+    near_zero_fraction: dict[str, float]
+    lambda_max: float
+    lambda_min: float
+
+
+def spectrum(
+    model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, config: dict, seed: int
+) -> Spectrum:
+    """The Hessian spectrum of the loss on (x, y): dense when d ≤ max_exact, else SLQ.
+
+    SLQ: each Rademacher probe v gives Lanczos nodes θ_i and weights τ_i with
+    Σ_i τ_i g(θ_i) ≈ (1/d) Σ_j g(λ_j); the near-zero fraction is this with g = 1[|λ| < ε], averaged over
+    probes. The extreme nodes converge first to the extreme eigenvalues (exact once the steps reach d), so
+    λ_max and λ_min are the largest and smallest nodes.
+    """
+    d = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if d <= config["max_exact"]:
+        eig = exact_hessian(model, loss_fn, (x, y), max_params=config["max_exact"], mode=_mode(model))
+        eig = eig.eigenvalues.double()
+        fractions = {f"{t:g}": float((eig.abs() < t).double().mean()) for t in THRESHOLDS}
+        weights = np.full(eig.numel(), 1.0 / eig.numel())
+        return Spectrum("exact", eig.numpy(), weights, fractions, float(eig.max()), float(eig.min()))
+    op = HessianOperator(model, loss_fn, (x, y), mode=_mode(model))
+    dens = spectral_density(op, num_probes=config["slq_probes"], num_steps=config["slq_steps"], seed=seed)
+    nodes, weights = dens.nodes.double(), dens.weights.double()  # (probes, steps); NaN-padded, weight 0
+    finite = torch.isfinite(nodes)
+    fractions = {f"{t:g}": float(((nodes.abs() < t) * weights).sum(1).mean()) for t in THRESHOLDS}
+    return Spectrum(
+        "slq",
+        nodes[finite].numpy(),
+        (weights[finite] / weights.shape[0]).numpy(),
+        fractions,
+        float(nodes[finite].max()),
+        float(nodes[finite].min()),
+    )
+
+
+PARAMS = {
+    "models": Param(
+        "str",
+        "fc-digits,lenet-digits,lstm-chars",
+        f"comma-separated networks among {', '.join(MODELS)}",
+        quick="fc-digits",
+        paper="small-lenet,smallfc,char-lstm",
+    ),
+    "samples": Param(
+        "int", 256, "training samples (over-parametrized when small)", quick=100, paper=60_000, low=1
+    ),
+    "epochs": Param("int", 200, "Adam epochs", quick=100, paper=100, low=1),
+    "batch_size": Param("int", 128, "mini-batch size", quick=100, low=1),
+    "lr": Param("float", 3e-3, "Adam learning rate", paper=1e-3, low=1e-8),
+    "fc_hidden": Param("int", 32, "hidden units of fc-digits", quick=6, low=1),
+    "lstm_hidden": Param("int", 16, "hidden units of lstm-chars", quick=4, low=1),
+    "max_exact": Param(
+        "int", 6000, "exact Hessian up to this many parameters, SLQ above", quick=3000, paper=0, low=0
+    ),
+    "slq_probes": Param("int", 2, "SLQ probe vectors", paper=4, low=1),
+    "slq_steps": Param("int", 40, "Lanczos steps per SLQ probe", paper=80, low=2),
+    "mnist_path": Param("str", "", "MNIST files for small-lenet/smallfc (IDX dir or mnist.pkl.gz)"),
+}
+
+
+def units(config: dict[str, Any]) -> list[Unit]:
+    names = [m.strip() for m in config["models"].split(",") if m.strip()]
+    bad = [m for m in names if m not in MODELS]
+    if bad or not names:
+        raise ValueError(f"models must be a comma-separated list among {MODELS}, got {config['models']!r}")
+    return [Unit(m, {"name": m}) for m in names]
+
+
+def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
+    name = unit.params["name"]
+    t0 = time.perf_counter()
+    model, loss_fn, x, y = build(name, config, seed)
+    final_loss = train(model, loss_fn, x, y, config, seed)
+    spec = spectrum(model, loss_fn, x, y, config, seed)
+    return UnitResult(
+        values={
+            "name": name,
+            "params": sum(p.numel() for p in model.parameters()),
+            "samples": len(x),
+            "train_loss": final_loss,
+            "near_zero_fraction": spec.near_zero_fraction,
+            "lambda_max": spec.lambda_max,
+            "lambda_min": spec.lambda_min,
+            "method": spec.method,
+            "wall_seconds": time.perf_counter() - t0,
+        },
+        arrays={"eigenvalues": spec.eigenvalues, "weights": spec.weights},
+    )
+
+
+def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tuple[dict, str]:
+    save_npz(
+        out / "hessian_spectrum.npz",
+        **{f"{r.values['name']}_eigenvalues": r.arrays["eigenvalues"] for r in results},
+    )
+    save(plot(results), out / "hessian_spectrum.png")
+    models = [dict(r.values) for r in results]
+    rows = [
+        [
+            m["name"],
+            m["params"],
+            m["method"],
+            m["train_loss"],
+            m["near_zero_fraction"]["0.0001"],
+            m["near_zero_fraction"]["0.01"],
+            m["lambda_max"],
+            m["lambda_min"],
+        ]
+        for m in models
+    ]
+    p = PAPER["small-lenet"]
+    rows.append(
+        [
+            "Thesis small-lenet (Fig. 3.1)",
+            47_658,
+            "exact",
+            "",
+            p["near_zero_1e-4"],
+            "",
+            p["lambda_max"],
+            p["lambda_min"],
+        ]
+    )
+    body = "\n\n".join(
+        [
+            "Thesis §3.3.1: most eigenvalues are near zero, a long positive tail, a short negative tail "
+            "(Fig. 3.4: the same for smallfc and char-lstm).",
+            table(
+                ["model", "params", "method", "train loss", "|λ|<1e-4", "|λ|<1e-2", "λ_max", "λ_min"], rows
+            ),
+            "![spectrum](hessian_spectrum.png)",
+        ]
+    )
+    return {"models": models}, body
+
+
+def plot(results: list[UnitResult]):
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        eig, w = r.arrays["eigenvalues"], r.arrays["weights"]
+        ax.hist(eig, bins=80, weights=w, color="tab:blue", log=True)
+        ax.set_title(f"{r.values['name']} (d = {r.values['params']}, {r.values['method']})", fontsize=9)
+        ax.set_xlabel("eigenvalue")
+    axes[0][0].set_ylabel("fraction (log scale)")
+    fig.tight_layout()
+    return fig
+
+
+EXPERIMENT = Experiment(
+    name="hessian-spectrum",
+    description="Hessian spectrum at the end of training of small nets: near-zero fraction and tails",
+    reproduces="Thesis §3.3.1, Fig. 3.1 and 3.4",
+    params=PARAMS,
+    units=units,
+    run_unit=run_unit,
+    finalize=finalize,
+)

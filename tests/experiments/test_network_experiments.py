@@ -1,0 +1,156 @@
+"""The network experiments' --quick runs: every promised file and key, and what is robust at that scale."""
+
+import json
+import math
+import re
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deeplandscape import nets
+from deeplandscape.analysis import exact_hessian
+from deeplandscape.experiments import choromanska_nets, gd_vs_sgd_nets, teacher_student
+from deeplandscape.experiments.runner import resolve_config, run_experiment
+
+
+def _run(experiment, tmp_path, overrides=()):
+    out = tmp_path / experiment.name
+    results = run_experiment(
+        experiment, resolve_config(experiment, "quick", 0, list(overrides)), out, quiet=True
+    )
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+    for f in ("config.json", "report.md", "report.html"):
+        assert (out / f).stat().st_size > 0
+    pngs = list(out.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    assert list(out.glob("*.npz"))
+    _check_tables((out / "report.md").read_text())
+    return results, out
+
+
+def _check_tables(markdown):
+    """Every row of a pipe table has as many cells as its header (literal pipes must be escaped)."""
+    width = None
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = len(re.split(r"(?<!\\)\|", line.strip())) - 2
+        width = cells if width is None else width
+        assert cells == width, line
+
+
+def test_choromanska_nets(tmp_path):
+    exp = choromanska_nets.EXPERIMENT
+    config = resolve_config(exp, "quick", 0)
+    results, out = _run(exp, tmp_path)
+    rows = results["widths"]
+    assert [w["n1"] for w in rows] == config["widths"]
+    for w in rows:
+        for key in (
+            "n1",
+            "nets",
+            "test_loss_mean",
+            "test_loss_std",
+            "train_test_pearson",
+            "mean_normalized_index",
+        ):
+            assert key in w
+        assert w["nets"] == config["nets"]
+        assert math.isfinite(w["train_test_pearson"]) and -1.0 <= w["train_test_pearson"] <= 1.0
+        # Every network learned: below the loss of a uniform guess over 10 classes.
+        assert w["test_loss_mean"] < math.log(10)
+        if w["n1"] in config["hessian_widths"]:
+            assert w["hessian_nets"] == config["hessian_nets"]
+            assert 0.0 <= w["mean_normalized_index"] <= 1.0
+        else:
+            assert w["mean_normalized_index"] is None
+    assert (out / "normalized_index.png").exists()
+    # Choromanska Fig. 3 (right) / Fig. 9: the spread of the scaled test loss falls as n1 grows (at quick
+    # scale: n1 = 5 against n1 = 25, where the measured ratio is about 0.45).
+    assert rows[-1]["scaled_test_loss_std"] < rows[0]["scaled_test_loss_std"]
+    # The Pearson coefficient is that of the saved per-network losses.
+    saved = np.load(out / "choromanska_nets.npz")
+    n1 = rows[0]["n1"]
+    rho = np.corrcoef(saved[f"n{n1}_train_loss"], saved[f"n{n1}_test_loss"])[0, 1]
+    assert abs(rho - rows[0]["train_test_pearson"]) < 1e-12
+
+
+def test_choromanska_dense_hessian_matches_exact_hessian():
+    """The experiment's vmapped Hessian equals deeplandscape.analysis.exact_hessian (float64)."""
+    model = nets.get("choromanska-10", seed=3, n1=4, in_features=12).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 12, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (40,), generator=g)
+    ours = choromanska_nets.dense_hessian(model, x, y, chunk_size=7)
+    oracle = exact_hessian(model, F.cross_entropy, (x, y)).matrix
+    torch.testing.assert_close(ours, oracle, rtol=1e-10, atol=1e-12)
+
+
+def test_choromanska_power_law_fit_recovers_parameters():
+    """E[L] = C e^{α n1^β} sampled exactly at five widths gives back (C, α, β)."""
+    widths = np.array([10.0, 25.0, 50.0, 100.0, 250.0])
+    means = 0.7 * np.exp(-1.5 * widths**0.25)
+    c, alpha, beta = choromanska_nets.fit_exponential_power_law(widths, means)
+    assert abs(beta - 0.25) < 0.006 and abs(alpha + 1.5) < 0.05 and abs(c - 0.7) < 0.05
+    assert choromanska_nets.fit_exponential_power_law(widths[:3], means[:3]) is None
+
+
+def test_teacher_student(tmp_path):
+    exp = teacher_student.EXPERIMENT
+    config = resolve_config(exp, "quick", 0)
+    results, out = _run(exp, tmp_path)
+    rows = results["students"]
+    pairs = [config["students"][i : i + 2] for i in range(0, len(config["students"]), 2)]
+    assert [w["sizes"][1:3] for w in rows] == pairs
+    saved = np.load(out / "teacher_student.npz")
+    for w in rows:
+        for key in ("sizes", "train_cost", "test_cost", "test_errors"):
+            assert key in w
+        assert w["sizes"][0] == 64 and w["sizes"][-1] == 10
+        # SGD lowers the cost from the initialization, and it stays positive (a KL divergence).
+        assert 0.0 < w["train_cost"] < w["initial_train_cost"]
+        per_net = saved[f"s{w['sizes'][1]}_{w['sizes'][2]}_train_cost"]
+        assert per_net.size == config["nets"] and abs(per_net.mean() - w["train_cost"]) < 1e-12
+        assert 0 <= w["test_errors"] <= w["test_samples"] and math.isfinite(w["test_cost"])
+    # The largest student fits the teacher better than the smallest (Sagun Table 1: training cost falls with
+    # the student size).
+    assert rows[-1]["train_cost"] < rows[0]["train_cost"]
+
+
+def test_teacher_student_cost_is_zero_at_the_teacher():
+    """KL(q ‖ p) vanishes when the student's logits equal the teacher's, and is positive otherwise."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 10, generator=g, dtype=torch.float64)
+    q = torch.softmax(logits, -1)
+    assert abs(float(teacher_student.kl_cost(logits, q))) < 1e-12
+    other = logits + torch.randn(50, 10, generator=g, dtype=torch.float64)
+    expected = (q * (q.log() - torch.log_softmax(other, -1))).sum(-1).mean()
+    torch.testing.assert_close(teacher_student.kl_cost(other, q), expected)
+    assert float(expected) > 0
+
+
+def test_gd_vs_sgd_nets(tmp_path):
+    exp = gd_vs_sgd_nets.EXPERIMENT
+    config = resolve_config(exp, "quick", 0)
+    results, out = _run(exp, tmp_path)
+    runs = results["runs"]
+    assert len(runs) == 4 and {(r["net"], r["method"]) for r in runs} == {
+        (f"{a}-{b}", m) for a, b in zip(config["networks"][::2], config["networks"][1::2], strict=True)
+        for m in ("GD", "SGD")
+    }  # fmt: skip
+    saved = np.load(out / "gd_vs_sgd_nets.npz")
+    for r in runs:
+        for key in ("net", "method", "train_cost", "test_cost", "test_errors"):
+            assert key in r
+        # Both methods lower the cost within the budget, and both take the same number of steps.
+        assert r["train_cost"] < 0.5 * r["initial_train_cost"]
+        assert r["steps"] == runs[0]["steps"]
+        assert 0 <= r["test_errors"] <= r["test_samples"] and math.isfinite(r["test_cost"])
+        curve = saved[f"{r['net']}_{r['method']}_train_curve"]
+        assert curve.shape[1] == config["seeds"] and abs(curve[-1].mean() - r["train_cost"]) < 1e-12
+    # GD and SGD start from the same initializations.
+    for net in {r["net"] for r in runs}:
+        a, b = (saved[f"{net}_{m}_train_curve"][0] for m in ("GD", "SGD"))
+        np.testing.assert_array_equal(a, b)
