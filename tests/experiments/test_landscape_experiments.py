@@ -1,23 +1,16 @@
 """Quick runs of the landscape experiments, and their numerical cores against closed forms."""
 
-import json
-
 import numpy as np
 import pytest
 
 from deeplandscape.experiments import hessian_spectrum, limit_cycles, relaxation_1d, sgd_noise
-from deeplandscape.experiments.runner import resolve_config, run_experiment
+from deeplandscape.experiments.runner import resolve_config
+
+from ._quick import run_quick
 
 
 def _run(exp, tmp_path, overrides=()):
-    out = tmp_path / exp.name
-    results = run_experiment(exp, resolve_config(exp, "quick", 0, list(overrides)), out, quiet=True)
-    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
-    for f in ("config.json", "report.md"):
-        assert (out / f).stat().st_size > 0
-    pngs = list(out.glob("*.png"))
-    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
-    return results, out
+    return run_quick(exp, tmp_path, overrides)
 
 
 # ---------------------------------------------------------------- relaxation-1d

@@ -1,8 +1,6 @@
 """The network experiments' --quick runs: every promised file and key, and what is robust at that scale."""
 
-import json
 import math
-import re
 
 import numpy as np
 import torch
@@ -11,34 +9,15 @@ import torch.nn.functional as F
 from deeplandscape import nets
 from deeplandscape.analysis import exact_hessian
 from deeplandscape.experiments import choromanska_nets, gd_vs_sgd_nets, teacher_student
-from deeplandscape.experiments.runner import resolve_config, run_experiment
+from deeplandscape.experiments.runner import resolve_config
+
+from ._quick import run_quick
 
 
 def _run(experiment, tmp_path, overrides=()):
-    out = tmp_path / experiment.name
-    results = run_experiment(
-        experiment, resolve_config(experiment, "quick", 0, list(overrides)), out, quiet=True
-    )
-    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
-    for f in ("config.json", "report.md", "report.html"):
-        assert (out / f).stat().st_size > 0
-    pngs = list(out.glob("*.png"))
-    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    results, out = run_quick(experiment, tmp_path, overrides)
     assert list(out.glob("*.npz"))
-    _check_tables((out / "report.md").read_text())
     return results, out
-
-
-def _check_tables(markdown):
-    """Every row of a pipe table has as many cells as its header (literal pipes must be escaped)."""
-    width = None
-    for line in markdown.splitlines():
-        if not line.startswith("|"):
-            width = None
-            continue
-        cells = len(re.split(r"(?<!\\)\|", line.strip())) - 2
-        width = cells if width is None else width
-        assert cells == width, line
 
 
 def test_choromanska_nets(tmp_path):

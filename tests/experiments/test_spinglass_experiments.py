@@ -1,40 +1,18 @@
 """Each spin-glass experiment's --quick run: every promised file and key, and the physics at that scale."""
 
-import json
 import math
-import re
 
 import pytest
 
 from deeplandscape.experiments import get
-from deeplandscape.experiments.runner import resolve_config, run_experiment
+from deeplandscape.experiments.runner import resolve_config
 from deeplandscape.spinglass import theory
+
+from ._quick import run_quick
 
 
 def _run(name, tmp_path, overrides=()):
-    exp = get(name)
-    out = tmp_path / name
-    results = run_experiment(exp, resolve_config(exp, "quick", 0, list(overrides)), out, quiet=True)
-    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
-    for f in ("config.json", "report.md", "report.html"):
-        assert (out / f).stat().st_size > 0
-    pngs = list(out.glob("*.png"))
-    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
-    assert "<img" in (out / "report.html").read_text()
-    _check_tables((out / "report.md").read_text())
-    return results, out
-
-
-def _check_tables(markdown):
-    """Every row of a pipe table has as many cells as its header (literal pipes must be escaped)."""
-    width = None
-    for line in markdown.splitlines():
-        if not line.startswith("|"):
-            width = None
-            continue
-        cells = len(re.split(r"(?<!\\)\|", line.strip())) - 2
-        width = cells if width is None else width
-        assert cells == width, line
+    return run_quick(get(name), tmp_path, overrides)
 
 
 def test_complexity(tmp_path):
