@@ -3,6 +3,8 @@
 - :class:`AnnealSGD` — fixed annealed random field added to the gradient (AnnealSGD paper Alg. 1);
 - :class:`GradientNoise` — annealed resampled Gaussian gradient noise (Neelakantan et al. 2015);
 - :class:`SGLD` — stochastic gradient Langevin dynamics (Welling & Teh 2011);
+- :class:`SAM` — sharpness-aware minimization around any base optimizer (Foret et al. 2021; adaptive
+  ASAM, Kwon et al. 2021);
 - :class:`EntropySGD`, :class:`EntropyAdam` — Local Entropy (Thesis Ch. 3, Alg. 2);
 - :class:`HJ`, :class:`Heat` — Hamilton–Jacobi and heat-equation relaxations (Thesis §4.6.1);
 - :class:`ElasticSGD` — replicas coupled elastically to a master (Zhang et al. 2015; Thesis eq. (5.4));
@@ -22,10 +24,12 @@ from .heat import Heat
 from .hj import HJ
 from .parle import Parle, split_dataset
 from .registry import available, get, register
+from .sam import SAM
 from .sgld import SGLD
 
 __all__ = [
     "HJ",
+    "SAM",
     "SGLD",
     "AnnealSGD",
     "DistributedElasticSGD",

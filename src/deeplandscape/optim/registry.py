@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str] = {
     "parle": "deeplandscape.optim.parle:Parle",
     "distributed-parle": "deeplandscape.optim.distributed:DistributedParle",
     "distributed-elastic-sgd": "deeplandscape.optim.distributed:DistributedElasticSGD",
+    "sam": "deeplandscape.optim.sam:SAM",
     "sgd": "torch.optim:SGD",
     "adam": "torch.optim:Adam",
 }
