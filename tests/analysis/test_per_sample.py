@@ -61,9 +61,11 @@ def test_dropout_in_train_mode_draws_a_mask_per_sample():
     x = torch.randn(1, 5, dtype=torch.float64).repeat(8, 1)
     y = torch.zeros(8, dtype=torch.long)
     eval_grads = per_sample_gradients(model, CE, (x, y)).gradients
-    assert torch.equal(eval_grads[0], eval_grads[1])  # identical samples, identical gradients
+    # Identical samples, identical gradients (up to the rounding of the batched kernels, which may differ
+    # between rows on some CPUs); in train mode each sample draws its own dropout mask: O(1) differences.
+    torch.testing.assert_close(eval_grads, eval_grads[:1].expand_as(eval_grads), rtol=0, atol=1e-14)
     train_grads = per_sample_gradients(model, CE, (x, y), train=True).gradients
-    assert not torch.equal(train_grads[0], train_grads[1])
+    assert (train_grads - train_grads[:1]).abs().max() > 1e-3
 
 
 def test_bad_input_errors():

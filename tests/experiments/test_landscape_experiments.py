@@ -125,7 +125,7 @@ def test_hessian_spectrum_slq_route_matches_exact():
 def test_hessian_spectrum_quick(tmp_path):
     results, out = _run(hessian_spectrum.EXPERIMENT, tmp_path)
     assert (out / "hessian_spectrum.npz").exists()
-    (m,) = results["models"]
+    m = results["models"][0]
     assert {"name", "params", "near_zero_fraction", "lambda_max", "lambda_min", "method"} <= m.keys()
     assert m["method"] == "exact" and m["params"] == 460
     # Thesis §3.3.1: a large peak at zero (over-parametrized: 460 weights, 100 samples), a long positive

@@ -13,8 +13,18 @@ at a user-provided MNIST (100 inputs, the paper's setting). Pixels are mapped to
 with every weight and bias in U[0, 1] at the start and inputs in [−1, 1] (background −1) nearly every
 hidden unit would start dead; the paper does not state its pixel range.
 
-The simulated-annealing comparison with weights restricted to 3 values (Fig. 6) is not part of this
-experiment.
+Simulated annealing (Choromanska §5.1, supplementary §12.2, Fig. 6; units ``anneal-n<n1>``, switched off
+by ``anneal=false``): for each width in ``anneal_widths``, ``anneal_nets`` networks whose weights take the 3
+values {−1, 0, 1} ("3 values uniformly spaced in [−1, 1]") are annealed on a subset of the training data
+(its first ``anneal_samples`` images), and as many real-valued networks are trained by SGD on the same
+subset (from the unit cube, η0 = ``lr``, decay ``anneal_lr_decay`` per epoch for ``anneal_sgd_epochs``
+epochs; the paper does not give the SGD settings of this comparison). The paper reports "less than 2.5%
+drop in accuracy" for SA. Move set, acceptance, temperature schedule and the logit scale κ, which the paper
+does not state, are our choices, described in :mod:`deeplandscape.experiments._annealing` (single-weight
+moves to one of the two other values, Metropolis acceptance, geometric cooling from T₀ with the mean uphill
+step accepted with probability 1/2 down to 10⁻³ T₀, ``anneal_sweeps`` · d proposals per network). Test
+losses of the ternary networks are taken at the logit multiplier that minimizes their training loss (the
+accuracy does not depend on it).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import torch.nn.functional as F
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import spectrum_statistics
+from deeplandscape.experiments._annealing import anneal_ternary_mlp, calibrated_loss, ternary_logits
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
 from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
@@ -58,6 +69,23 @@ PARAMS = {
     ),
     "hessian_nets": Param("int", 20, "networks per width with the exact Hessian", quick=3, paper=100, low=0),
     "zero_threshold": Param("float", 1e-3, "|λ| below this counts as zero (Choromanska §5.1)", low=0.0),
+    "anneal": Param("bool", True, "also compare simulated annealing of ternary nets with SGD (Fig. 6)"),
+    "anneal_widths": Param(
+        "ints", [10, 25], "hidden widths n1 of the annealing comparison", quick=[10], paper=[10, 25, 50, 100],
+        low=1,
+    ),
+    "anneal_nets": Param("int", 24, "networks per width, for SA and for SGD", quick=8, paper=100, low=1),
+    "anneal_samples": Param(
+        "int", 400, "training subset of the annealing comparison (first images of the train split)",
+        quick=200, paper=1000, low=1,
+    ),
+    "anneal_sweeps": Param(
+        "int", 30, "SA proposals per network, in units of its parameter count d", quick=10, paper=200, low=1,
+    ),
+    "anneal_sgd_epochs": Param("int", 200, "SGD epochs on the subset", quick=60, low=1),
+    "anneal_lr_decay": Param(
+        "float", 0.98, "learning-rate factor per epoch of SGD on the subset", low=1e-6, high=1.0,
+    ),
 }  # fmt: skip
 
 
@@ -73,15 +101,24 @@ def _unit_interval(x: torch.Tensor) -> torch.Tensor:
 
 
 def units(config: dict[str, Any]) -> list[Unit]:
-    return [Unit(f"n{n1}", {"n1": n1}) for n1 in config["widths"]]
+    widths = [Unit(f"n{n1}", {"n1": n1}) for n1 in config["widths"]]
+    if not config["anneal"]:
+        return widths
+    return widths + [Unit(f"anneal-n{n1}", {"n1": n1, "kind": "anneal"}) for n1 in config["anneal_widths"]]
+
+
+def _net_name(n1: int) -> str:
+    return f"choromanska-{n1}" if n1 in nets.CHOROMANSKA_WIDTHS else "choromanska-10"
 
 
 def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
+    if unit.params.get("kind") == "anneal":
+        return run_anneal_unit(config, unit.params["n1"], seed)
     n1 = unit.params["n1"]
     splits = _load(config)
     x, y = _unit_interval(splits.train.x), splits.train.y
     xt, yt = _unit_interval(splits.test.x), splits.test.y
-    name = f"choromanska-{n1}" if n1 in nets.CHOROMANSKA_WIDTHS else "choromanska-10"
+    name = _net_name(n1)
     ensemble = nets.Ensemble.from_name(name, config["nets"], seed=seed, n1=n1, in_features=x.shape[1])
     optimizer = nets.EnsembleSGD(ensemble, config["lr"])
     lr, gamma = config["lr"], config["lr_decay"]
@@ -115,6 +152,66 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
             "train_curve": history.train_loss.double().mean(1).numpy(),
             "normalized_index": np.asarray(indices, dtype=float),
             "near_zero_fraction": np.asarray(near_zero, dtype=float),
+        },
+    )
+
+
+def run_anneal_unit(config: dict[str, Any], n1: int, seed: int) -> UnitResult:
+    """SA of ``anneal_nets`` ternary networks and SGD of as many real-valued ones on the same subset
+    (module docstring; Choromanska §5.1, Fig. 6)."""
+    splits = _load(config)
+    n = config["anneal_samples"]
+    if n > splits.train.x.shape[0]:
+        raise ValueError(
+            f"Invalid anneal_samples: {n} (the training split of {config['data']} has "
+            f"{splits.train.x.shape[0]} images)"
+        )
+    x, y = _unit_interval(splits.train.x[:n]), splits.train.y[:n]
+    xt, yt = _unit_interval(splits.test.x), splits.test.y
+    count = config["anneal_nets"]
+    d = n1 * (x.shape[1] + 1) + 10 * (n1 + 1)
+    proposals = config["anneal_sweeps"] * d
+    sa = anneal_ternary_mlp(
+        x, y, n1, chains=count, proposals=proposals, record_every=max(1, proposals // 50), seed=seed
+    )
+    train_logits = ternary_logits(sa.w1, sa.w2, x, sa.logit_scale)
+    test_logits = ternary_logits(sa.w1, sa.w2, xt, sa.logit_scale)
+    _, sa_test_loss = calibrated_loss(train_logits, y, test_logits, yt)
+    sa_acc = (test_logits.argmax(-1) == yt).double().mean(1)
+    ensemble = nets.Ensemble.from_name(_net_name(n1), count, seed=seed, n1=n1, in_features=x.shape[1])
+    lr, gamma = config["lr"], config["anneal_lr_decay"]
+    history = nets.train_ensemble(
+        ensemble, nets.EnsembleSGD(ensemble, lr), (x, y), test=(xt, yt), epochs=config["anneal_sgd_epochs"],
+        batch_size=config["batch_size"], lr_schedule=lambda e: lr * gamma**e, seed=seed,
+    )  # fmt: skip
+    with torch.no_grad():
+        sgd_acc = (ensemble(xt).argmax(-1) == yt).double().mean(1)
+    return UnitResult(
+        values={
+            "kind": "anneal",
+            "n1": n1,
+            "nets": count,
+            "samples": n,
+            "parameters": d,
+            "proposals": proposals,
+            "logit_scale": sa.logit_scale,
+            "t_start": sa.t_start,
+            "t_end": sa.t_end,
+            "sgd_steps": history.steps,
+        },
+        arrays={
+            "sa_w1": sa.w1.to(torch.int8).numpy(),
+            "sa_w2": sa.w2.to(torch.int8).numpy(),
+            "sa_initial_loss": sa.initial_loss.double().numpy(),
+            "sa_train_loss": sa.final_loss.double().numpy(),
+            "sa_test_loss": sa_test_loss.double().numpy(),
+            "sa_test_accuracy": sa_acc.numpy(),
+            "sa_acceptance": sa.acceptance.numpy(),
+            "sa_curve": sa.loss_curve.double().numpy(),
+            "sa_curve_steps": sa.curve_steps.numpy(),
+            "sgd_train_loss": history.train_loss[-1].double().numpy(),
+            "sgd_test_loss": history.test_loss[-1].double().numpy(),
+            "sgd_test_accuracy": sgd_acc.numpy(),
         },
     )
 
@@ -170,6 +267,8 @@ def fit_exponential_power_law(widths: np.ndarray, means: np.ndarray) -> tuple[fl
 
 
 def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tuple[dict, str]:
+    annealed = [r for r in results if r.values.get("kind") == "anneal"]
+    results = [r for r in results if r.values.get("kind") != "anneal"]
     widths = [r.values["n1"] for r in results]
     raw = {r.values["n1"]: r.arrays["test_loss"] for r in results}
     means = np.array([raw[n].mean() for n in widths])
@@ -258,7 +357,66 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
             ),
             "![normalized index](normalized_index.png)",
         ]
+    if annealed:
+        anneal_rows, anneal_md = _finalize_anneal(config, annealed, out)
+        results_json["annealing"] = anneal_rows
+        parts += anneal_md
     return results_json, "\n\n".join(parts)
+
+
+PAPER_ANNEAL_DROP = 0.025  # Choromanska §5.1: "less than 2.5% drop in accuracy" of SA against SGD
+
+
+def _finalize_anneal(config: dict[str, Any], annealed: list[UnitResult], out: Path) -> tuple[list, list]:
+    rows = []
+    for r in annealed:
+        a, v = r.arrays, r.values
+        sa_acc, sgd_acc = float(a["sa_test_accuracy"].mean()), float(a["sgd_test_accuracy"].mean())
+        rows.append(
+            {
+                "n1": v["n1"],
+                "nets": v["nets"],
+                "samples": v["samples"],
+                "parameters": v["parameters"],
+                "proposals": v["proposals"],
+                "sa_test_accuracy": sa_acc,
+                "sgd_test_accuracy": sgd_acc,
+                "accuracy_drop": sgd_acc - sa_acc,
+                "sa_test_accuracy_std": float(a["sa_test_accuracy"].std(ddof=1)) if v["nets"] > 1 else 0.0,
+                "sgd_test_accuracy_std": float(a["sgd_test_accuracy"].std(ddof=1)) if v["nets"] > 1 else 0.0,
+                "sa_initial_train_loss": float(a["sa_initial_loss"].mean()),
+                "sa_train_loss": float(a["sa_train_loss"].mean()),
+                "sa_test_loss": float(a["sa_test_loss"].mean()),
+                "sgd_train_loss": float(a["sgd_train_loss"].mean()),
+                "sgd_test_loss": float(a["sgd_test_loss"].mean()),
+                "sa_acceptance": float(a["sa_acceptance"].mean()),
+                "logit_scale": v["logit_scale"],
+                "t_start": v["t_start"],
+                "t_end": v["t_end"],
+            }
+        )
+    save_npz(
+        out / "annealing.npz", **{f"n{r.values['n1']}_{k}": x for r in annealed for k, x in r.arrays.items()}
+    )
+    save(plot_annealing(annealed), out / "annealing.png")
+    md = [
+        "Simulated annealing of networks with weights in {−1, 0, 1} against SGD of real-valued networks on "
+        f"the first {config['anneal_samples']} training images ({config['anneal_sweeps']} proposals per "
+        f"weight for SA; {config['anneal_sgd_epochs']} epochs of SGD, η0 = {config['lr']}, decay "
+        f"{config['anneal_lr_decay']} per epoch); accuracies on the whole test split. Choromanska et al. "
+        "§5.1 (Fig. 6): SA loses less than 2.5% accuracy against SGD.",
+        table(
+            ["n1", "nets", "SA test acc. (%)", "SGD test acc. (%)", "drop (points)", "paper drop",
+             "SA train loss", "(start)", "SGD train loss", "SA test loss*", "SGD test loss", "SA acceptance"],
+            [[w["n1"], w["nets"], 100 * w["sa_test_accuracy"], 100 * w["sgd_test_accuracy"],
+              100 * w["accuracy_drop"], "< 2.5", w["sa_train_loss"], w["sa_initial_train_loss"],
+              w["sgd_train_loss"], w["sa_test_loss"], w["sgd_test_loss"], w["sa_acceptance"]] for w in rows],
+        ),
+        "*SA test loss at the logit multiplier that minimizes each network's training loss (the logit "
+        "scale κ of the ternary networks is arbitrary). A negative drop means SA did better than SGD.",
+        "![annealing](annealing.png)",
+    ]  # fmt: skip
+    return rows, md
 
 
 def plot_losses(scaled: dict[int, np.ndarray]):
@@ -292,10 +450,36 @@ def plot_index(indexed: dict[int, np.ndarray]):
     return fig
 
 
+def plot_annealing(annealed: list[UnitResult]):
+    fig, axes = plt.subplots(1, len(annealed) + 1, figsize=(4 * (len(annealed) + 1), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], annealed, strict=False):
+        sa, sgd = r.arrays["sa_test_loss"], r.arrays["sgd_test_loss"]
+        lo, hi = min(sa.min(), sgd.min()), max(sa.max(), sgd.max())
+        ax.hist(sgd, bins=20, range=(lo, hi), histtype="step", lw=1.5, label="SGD")
+        ax.hist(sa, bins=20, range=(lo, hi), histtype="step", lw=1.5, label="SA, w ∈ {−1, 0, 1}")
+        ax.set_xlabel("test loss")
+        ax.set_title(f"n1 = {r.values['n1']} (Fig. 6)")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("networks")
+    bx = axes[0][-1]
+    for r in annealed:
+        curve = r.arrays["sa_curve"]
+        bx.plot(
+            r.arrays["sa_curve_steps"] / r.values["parameters"], curve.mean(1), label=f"n1 = {r.values['n1']}"
+        )
+    bx.set_xlabel("proposals / d")
+    bx.set_ylabel("SA training loss (mean)")
+    bx.set_yscale("log")
+    bx.set_title("Annealing")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 EXPERIMENT = Experiment(
     name="choromanska-nets",
     description="test losses, train–test correlation and Hessian index of many 1-hidden-layer nets per width",
-    reproduces="Choromanska et al. Fig. 3 (right), Fig. 4–5, Fig. 8–9, Table 1",
+    reproduces="Choromanska et al. Fig. 3 (right), Fig. 4–6, Fig. 8–9, Table 1",
     params=PARAMS,
     units=units,
     run_unit=run_unit,
