@@ -25,6 +25,12 @@ _MODULES = {
     "sgd-noise": "sgd_noise",
     "limit-cycles": "limit_cycles",
     "relaxation-1d": "relaxation_1d",
+    "anneal": "anneal",
+    "entropy-sgd": "entropy_sgd",
+    "relaxation": "relaxation",
+    "parle": "parle",
+    "ensemble-alignment": "ensemble_alignment",
+    "sgld": "sgld",
 }
 
 

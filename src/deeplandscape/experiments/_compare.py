@@ -1,0 +1,581 @@
+"""The machinery shared by the optimizer comparisons (``anneal``, ``entropy-sgd``, ``relaxation``, ``parle``,
+``sgld``): one protocol, so that the methods differ only in the optimizer.
+
+Protocol (AnnealSGD paper §5.2, Thesis §3.3.2):
+
+- **Same initialization and batch order.** Run ``s`` of every method starts from the network built with
+  seed ``s`` and visits the training set in the order drawn from a generator seeded with ``s``.
+- **Same search budget.** Every method tries the same number of values of its step size (``lr_factors``
+  times its paper default, the tuned knob being named by :attr:`Method.tune`) on the validation split
+  (12% of the data, as the AnnealSGD paper) with the first seed, keeps the value with the lowest final
+  validation error, and then runs every seed with it.
+- **Effective epochs.** Progress is counted in gradient evaluations: an epoch is as many per-sample
+  gradients as there are training samples, ``effective epochs = (samples whose gradient was computed) /
+  N`` (Thesis §3.3.2, where one Entropy-SGD outer step of L inner steps costs L). Every method gets the
+  same budget; SAM, which evaluates two gradients per step (``gradient_evaluations_per_step``), takes half
+  as many steps.
+- **Wall clock** counts training only (evaluations excluded), so the curves against time compare the
+  optimizers' costs.
+- **Evaluation** uses the reference weights where the optimizer has them (``reference_weights()``: the
+  x of Entropy-SGD/HJ/Heat, the master of Parle/Elastic-SGD), with batch-norm statistics recomputed on
+  the training set for every method alike (:func:`~deeplandscape.optim.batchnorm.recompute_batchnorm`).
+- **Width at the solution.** The top Hessian eigenvalue (Lanczos) and the Hessian trace (Hutchinson) of the
+  training loss on a fixed subset of the training set, in evaluation mode, at the final weights of every
+  seed: "which method finds wider minima" is then measured, not asserted.
+
+Data: the embedded 8×8 digits bilinearly up-sampled to 28×28 (so that the papers' MNIST networks run
+unchanged), or real MNIST with ``data=mnist mnist_path=…``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deeplandscape import data as dl_data
+from deeplandscape import nets, optim
+from deeplandscape.analysis import HessianOperator, hutchinson_trace, lanczos
+from deeplandscape.experiments._common import table
+from deeplandscape.experiments._plot import plt, save
+from deeplandscape.experiments.runner import Param, Unit, UnitResult
+from deeplandscape.optim.batchnorm import recompute_batchnorm
+from deeplandscape.rundir import save_npz
+
+EVAL_BATCH = 1024
+
+
+def data_params(**overrides: Param) -> dict[str, Param]:
+    """Parameters every comparison has: data, budget, batch size, seeds, search, Hessian settings."""
+    params = {
+        "data": Param("str", "digits", "data set (digits are up-sampled to 28×28)",
+                      choices=("digits", "mnist"), paper="mnist"),
+        "mnist_path": Param("str", "", "directory or file of MNIST (only for data=mnist)"),
+        "train_subset": Param("int", 0, "use only this many training samples (0: all)", quick=256, low=0),
+        "epochs": Param("float", 10.0, "budget of effective epochs per run", quick=1.0, paper=100.0,
+                        low=0.01),
+        "batch_size": Param("int", 32, "mini-batch size", paper=128, low=1),
+        "seeds": Param("int", 3, "seeds per method (same initializations and batch orders)", quick=1, paper=5,
+                       low=1),
+        "lr_factors": Param("floats", [0.5, 1.0, 2.0], "step sizes tried per method (× its default)",
+                            quick=[1.0], low=1e-6),
+        "evaluations": Param("int", 10, "evaluation points along training", quick=3, low=1),
+        "hessian_samples": Param("int", 256, "training samples for the Hessian at the solution", quick=64,
+                                 paper=1024, low=1),
+        "hessian_probes": Param("int", 20, "Hutchinson probes for the Hessian trace", quick=4, paper=100,
+                                low=1),
+    }  # fmt: skip
+    params.update(overrides)
+    return params
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """Train, validation and test tensors of an image classification task."""
+
+    x: Tensor
+    y: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+def load_images(config: dict[str, Any]) -> Tensors:
+    """Digits up-sampled to 28×28 (12% validation, 20% test) or MNIST; ``train_subset`` trims training."""
+    if config["data"] == "digits":
+        splits = dl_data.load("digits", val_fraction=0.12, seed=0)
+
+        def prepare(x: Tensor) -> Tensor:
+            return F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    else:
+        splits = dl_data.load("mnist", config["mnist_path"] or None, seed=0)
+
+        def prepare(x: Tensor) -> Tensor:
+            return x
+
+    x, y = prepare(splits.train.x), splits.train.y
+    if config["train_subset"]:
+        if config["train_subset"] > len(y):
+            raise ValueError(
+                f"Invalid train_subset: {config['train_subset']} (the training set has {len(y)})"
+            )
+        x, y = x[: config["train_subset"]], y[: config["train_subset"]]
+    return Tensors(x, y, prepare(splits.val.x), splits.val.y, prepare(splits.test.x), splits.test.y)
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of a comparison: a label, a registered optimizer with its hyperparameters, the tuned knob.
+
+    ``base`` names the base optimizer of wrapping optimizers (AnnealSGD, GradientNoise, SAM) and
+    ``base_kwargs`` its arguments; ``tune`` is the hyperparameter that the search scales (``lr`` for
+    SGD/Adam/SAM, ``inner_lr`` for the Langevin step of Entropy-SGD and HJ).
+    """
+
+    label: str
+    optimizer: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    tune: str = "lr"
+    base: str | None = None
+    base_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def tuned_kwargs(self, factor: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The optimizer's and the base optimizer's arguments with the tuned knob times ``factor``."""
+        kwargs, base_kwargs = dict(self.kwargs), dict(self.base_kwargs)
+        target = base_kwargs if self.tune in base_kwargs else kwargs
+        if self.tune not in target:
+            raise ValueError(f"Invalid method {self.label!r}: the tuned knob {self.tune!r} has no default")
+        target[self.tune] = target[self.tune] * factor
+        return kwargs, base_kwargs
+
+    def build(self, params: Any, factor: float, seed: int) -> torch.optim.Optimizer:
+        """The optimizer over ``params`` with the tuned knob multiplied by ``factor``; its generators (if
+        it has any) are seeded with :func:`optimizer_seed` of the run's ``seed``."""
+        cls = optim.get(self.optimizer)
+        kwargs, base_kwargs = self.tuned_kwargs(factor)
+        if "seed" in _signature(cls):
+            kwargs["seed"] = optimizer_seed(seed)
+        if self.base is not None:
+            return cls(params, optim.get(self.base), **kwargs, **base_kwargs)
+        return cls(params, **kwargs)
+
+
+def optimizer_seed(seed: int) -> int:
+    """The seed of a run's optimizer generators, derived from the run's seed ``seed``.
+
+    The network of run ``seed`` is initialized from ``torch.manual_seed(seed)``; a generator seeded with the
+    same integer would replay the same Mersenne-Twister stream, so AnnealSGD's field h would be correlated
+    with the initial weights (|ξᵀw₀|/‖w₀‖ ≈ 195 on mnistfc-deep instead of ≈ 0.8). A hash of ``seed`` gives an
+    independent stream that is still the same for every method of a run.
+    """
+    return int(np.random.SeedSequence([seed, 0xA22EA1]).generate_state(1)[0])
+
+
+def _signature(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Measurements at the evaluation points of one run (arrays of equal length)."""
+
+    effective_epochs: np.ndarray
+    wall_seconds: np.ndarray
+    train_loss: np.ndarray
+    train_error: np.ndarray
+    val_error: np.ndarray
+    test_error: np.ndarray
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@contextlib.contextmanager
+def reference(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """The optimizer's reference weights in the model, where it has them (else the weights as they are)."""
+    if hasattr(optimizer, "reference_weights"):
+        with optimizer.reference_weights():
+            yield
+    else:
+        yield
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, d: Tensors) -> dict[str, float]:
+    """Training loss and error, validation and test error (%) of ``model`` in evaluation mode.
+
+    Batch-norm statistics are first recomputed on the training set, since the running averages of an inner
+    iterate do not belong to the reference weights.
+    """
+    if has_batchnorm(model):
+        recompute_batchnorm(model, list(zip(d.x.split(EVAL_BATCH), d.y.split(EVAL_BATCH), strict=True)))
+    was_training = model.training
+    model.eval()
+    try:
+
+        def loss_and_error(x: Tensor, y: Tensor) -> tuple[float, float]:
+            loss, wrong = 0.0, 0
+            for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH), strict=True):
+                out = model(xb)
+                loss += float(F.cross_entropy(out, yb, reduction="sum"))
+                wrong += int((out.argmax(1) != yb).sum())
+            return loss / len(y), 100.0 * wrong / len(y)
+
+        train_loss, train_error = loss_and_error(d.x, d.y)
+        return {
+            "train_loss": train_loss,
+            "train_error": train_error,
+            "val_error": loss_and_error(d.x_val, d.y_val)[1],
+            "test_error": loss_and_error(d.x_test, d.y_test)[1],
+        }
+    finally:
+        model.train(was_training)
+
+
+def batch_order(n: int, batch_size: int, seed: int) -> Iterator[Tensor]:
+    """Index batches of successive seeded permutations of ``range(n)``: the same for every method."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        yield from perm.split(batch_size)
+
+
+Step = Callable[[Tensor, Tensor], int]
+
+
+def single_model_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> Step:
+    """One optimizer step of ``loss_fn`` on a mini-batch (then one ``scheduler.step()``, if given); returns
+    how many per-sample gradients it computed.
+
+    Optimizers that evaluate more than one gradient per step (``gradient_evaluations_per_step`` > 1, e.g.
+    SAM) get a closure that recomputes the mini-batch gradient at the point they choose.
+    """
+    evaluations = getattr(optimizer, "gradient_evaluations_per_step", 1)
+
+    def closure(x: Tensor, y: Tensor) -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y)
+            loss.backward()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the training loss became {value} ({type(optimizer).__name__})")
+        return loss
+
+    def step(x: Tensor, y: Tensor) -> int:
+        closure(x, y)
+        if evaluations > 1:
+            optimizer.step(lambda: closure(x, y))
+        else:
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        return evaluations * len(y)
+
+    return step
+
+
+def train(
+    step: Step,
+    measure: Callable[[], dict[str, float]],
+    d: Tensors,
+    *,
+    epochs: float,
+    batch_size: int,
+    seed: int,
+    evaluations: int,
+) -> Curves:
+    """Run ``step`` over the seeded batch order until ``epochs`` effective epochs, measuring at
+    ``evaluations + 1`` evenly spaced points (including the start)."""
+    n = len(d.y)
+    budget = epochs * n
+    marks = [budget * i / evaluations for i in range(evaluations + 1)]
+    rows: list[tuple[float, float, dict[str, float]]] = []
+    done, seconds = 0, 0.0
+    batches = batch_order(n, batch_size, seed)
+    for mark in marks:
+        start = time.perf_counter()
+        while done < mark:
+            idx = next(batches)
+            done += step(d.x[idx], d.y[idx])
+        seconds += time.perf_counter() - start
+        rows.append((done / n, seconds, measure()))
+    return Curves(
+        effective_epochs=np.array([r[0] for r in rows]),
+        wall_seconds=np.array([r[1] for r in rows]),
+        **{
+            k: np.array([r[2][k] for r in rows])
+            for k in ("train_loss", "train_error", "val_error", "test_error")
+        },
+    )
+
+
+def hessian_at_solution(
+    model: nn.Module,
+    d: Tensors,
+    *,
+    samples: int,
+    probes: int,
+    seed: int,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    mode: str = "forward",
+) -> tuple[float, float]:
+    """Top eigenvalue (Lanczos, relative residual ≤ 1e-3) and trace (Hutchinson) of the Hessian of
+    ``loss_fn`` on the first ``samples`` training samples, in evaluation mode (``mode`` is that of
+    :class:`~deeplandscape.analysis.HessianOperator`).
+
+    The probes are drawn from :func:`optimizer_seed` of ``seed``: drawn from ``seed`` itself, Lanczos's start
+    vector would replay the random stream that initialized the network and lie along the initial weights,
+    which with batch norm (a loss invariant to the scale of the weights before it) is close to the Hessian's
+    null space, and 80 Lanczos steps may not leave it (a top eigenvalue of 1e-5 instead of 20 was seen).
+    """
+    batch = (d.x[:samples], d.y[:samples])
+    op = HessianOperator(model, loss_fn, [batch], mode=mode)
+    probe_seed = optimizer_seed(seed)
+    top = lanczos(op, 1, which="LA", tol=1e-3, max_basis=min(op.dim, 80), seed=probe_seed)
+    trace = hutchinson_trace(op, num_probes=probes, seed=probe_seed)
+    return float(top.eigenvalues[0]), trace.trace
+
+
+@dataclass(frozen=True)
+class Task:
+    """What is learnt: the training loss, the evaluation (the keys of :func:`evaluate`), the name of the
+    score held in the ``*_error`` fields, and how Hessian–vector products are taken (``hessian_mode`` of
+    :class:`~deeplandscape.analysis.HessianOperator`: ``"reverse"`` for the LSTMs, whose fused CPU kernel
+    has no forward-mode derivative)."""
+
+    metric: str
+    loss: Callable[[Tensor, Tensor], Tensor]
+    evaluate: Callable[[nn.Module, Tensors], dict[str, float]]
+    hessian_mode: str = "forward"
+
+
+IMAGES = Task("error %", F.cross_entropy, evaluate, "forward")
+
+Schedule = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+
+def names(config: dict[str, Any], key: str, known: Sequence[str] | None = None) -> list[str]:
+    """The comma-separated names of ``config[key]``; ``ValueError`` if empty or (given ``known``) unknown."""
+    items = [k.strip() for k in config[key].split(",") if k.strip()]
+    unknown = [k for k in items if known is not None and k not in known]
+    if unknown or not items:
+        allowed = f" (known: {', '.join(known)})" if known is not None else ""
+        raise ValueError(f"Invalid {key}: {config[key]!r}{allowed}")
+    return items
+
+
+def method_units(config: dict[str, Any], methods: dict[str, Method]) -> list[Unit]:
+    """One unit per (model, method) of ``config['models']`` × ``config['methods']``."""
+    return [
+        Unit(f"{model}-{key}", {"model": model, "method": key})
+        for model in names(config, "models", nets.available())
+        for key in names(config, "methods", list(methods))
+    ]
+
+
+def run_method(
+    config: dict[str, Any],
+    model_name: str,
+    method: Method,
+    *,
+    d: Tensors | None = None,
+    task: Task = IMAGES,
+    net_kwargs: dict[str, Any] | None = None,
+    extra: Callable[[nn.Module, torch.optim.Optimizer], dict[str, float]] | None = None,
+    schedule: Schedule | None = None,
+    epochs: float | None = None,
+    batch_size: int | None = None,
+) -> UnitResult:
+    """Search the step size on the validation split with seed 0, then train ``config['seeds']`` seeds.
+
+    The search tries every factor of ``config['lr_factors']``; the seed-0 run of the best factor is kept as
+    the first seed (runs are deterministic: each starts from ``torch.manual_seed(seed)`` in a forked RNG
+    state, so dropout draws are the same on a rerun). ``extra(model, optimizer)`` adds method-specific
+    measurements to every evaluation point (e.g. the alignment of AnnealSGD), returned as arrays
+    ``extra_<name>`` of shape (seeds, points). ``schedule(optimizer)`` is an LR scheduler stepped after
+    every optimizer step. ``epochs`` and ``batch_size`` default to the config's.
+    """
+    d = load_images(config) if d is None else d
+    net_kwargs = net_kwargs or {}
+    epochs = config["epochs"] if epochs is None else epochs
+    batch_size = config["batch_size"] if batch_size is None else batch_size
+
+    def one_run(seed: int, factor: float) -> tuple[Curves, nn.Module, torch.optim.Optimizer, dict]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = nets.get(model_name, seed=seed, **net_kwargs)
+            optimizer = method.build(model.parameters(), factor, seed)
+            scheduler = schedule(optimizer) if schedule is not None else None
+            extras: dict[str, list[float]] = {}
+
+            def measure() -> dict[str, float]:
+                with reference(optimizer):
+                    values = task.evaluate(model, d)
+                for k, v in (extra(model, optimizer) if extra else {}).items():
+                    extras.setdefault(k, []).append(v)
+                return values
+
+            curves = train(
+                single_model_step(model, optimizer, task.loss, scheduler), measure, d, epochs=epochs,
+                batch_size=batch_size, seed=seed, evaluations=config["evaluations"],
+            )  # fmt: skip
+        return curves, model, optimizer, extras
+
+    factors = config["lr_factors"]
+    search: list[float] = []
+    best_run = None
+    for f in factors:
+        run = one_run(0, f)
+        search.append(float(run[0].val_error[-1]) if len(factors) > 1 else 0.0)
+        if search[-1] == min(search):
+            best_run = run
+    best = factors[int(np.argmin(search))]
+    runs, tops, traces, extras_all = [], [], [], []
+    for seed in range(config["seeds"]):
+        curves, model, optimizer, extras = best_run if seed == 0 else one_run(seed, best)
+        with reference(optimizer):
+            top, tr = hessian_at_solution(
+                model, d, samples=config["hessian_samples"], probes=config["hessian_probes"], seed=seed,
+                loss_fn=task.loss, mode=task.hessian_mode,
+            )  # fmt: skip
+        runs.append(curves)
+        tops.append(top)
+        traces.append(tr)
+        extras_all.append(extras)
+    arrays = {k: np.stack([getattr(c, k) for c in runs]) for k in Curves.__dataclass_fields__}
+    for k in extras_all[0]:
+        arrays[f"extra_{k}"] = np.array([e[k] for e in extras_all])
+    arrays["hessian_top"] = np.array(tops)
+    arrays["hessian_trace"] = np.array(traces)
+    arrays["search_val_error"] = np.array(search, dtype=float)
+    return UnitResult(
+        values={
+            "model": model_name,
+            "method": method.label,
+            "tuned": method.tune,
+            "factor": best,
+            "parameters": nets.parameter_count(model),
+            "metric": task.metric,
+        },
+        arrays=arrays,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+def _std(a: np.ndarray) -> float:
+    return float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def run_rows(results: Sequence[UnitResult]) -> list[dict[str, Any]]:
+    """The ``runs`` list of a comparison's ``results.json`` (errors in %, final evaluation point)."""
+    rows = []
+    for r in results:
+        a = r.arrays
+        rows.append(
+            {
+                "model": r.values["model"],
+                "method": r.values["method"],
+                "metric": r.values.get("metric", "error %"),
+                "seeds": int(a["test_error"].shape[0]),
+                "error_mean": float(a["test_error"][:, -1].mean()),
+                "error_std": _std(a["test_error"][:, -1]),
+                "val_error_mean": float(a["val_error"][:, -1].mean()),
+                "val_error_std": _std(a["val_error"][:, -1]),
+                "train_error_mean": float(a["train_error"][:, -1].mean()),
+                "train_loss_mean": float(a["train_loss"][:, -1].mean()),
+                "effective_epochs": float(a["effective_epochs"][:, -1].mean()),
+                "wall_seconds": float(a["wall_seconds"][:, -1].mean()),
+                "hessian_top": float(a["hessian_top"].mean()),
+                "hessian_top_std": _std(a["hessian_top"]),
+                "hessian_trace": float(a["hessian_trace"].mean()),
+                "hessian_trace_std": _std(a["hessian_trace"]),
+                "tuned": r.values["tuned"],
+                "factor": r.values["factor"],
+            }
+        )
+    return rows
+
+
+def runs_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The Markdown table of a comparison's runs."""
+    return table(
+        ["model", "method", "seeds", "test error %", "± std", "val error %", "train error %", "train loss",
+         "effective epochs", "wall s", "Hessian top", "Hessian trace", "tuned knob × default"],
+        [[r["model"], r["method"], r["seeds"], r["error_mean"], r["error_std"], r["val_error_mean"],
+          r["train_error_mean"], r["train_loss_mean"], r["effective_epochs"], r["wall_seconds"],
+          r["hessian_top"], r["hessian_trace"], f"{r['tuned']} × {r['factor']:g}"] for r in rows],
+    )  # fmt: skip
+
+
+def protocol_text(config: dict[str, Any]) -> str:
+    """One paragraph stating how the numbers were obtained."""
+    data = "digits up-sampled to 28×28" if config["data"] == "digits" else "MNIST"
+    search = ", ".join(f"{f:g}" for f in config["lr_factors"])
+    return (
+        f"Data: {data}; {config['seeds']} seed(s) per method, the same initializations and batch orders for "
+        f"every method; a budget of {config['epochs']:g} effective epochs (gradient evaluations / training "
+        f"set size) with mini-batches of {config['batch_size']}; step size searched over × {{{search}}} of "
+        f"each method's default on the 12% validation split (seed 0). Errors are of the final weights "
+        f"(reference weights where the method has them) in %; Hessian top eigenvalue and trace of the "
+        f"training loss on {config['hessian_samples']} training samples at the final weights, mean over "
+        f"seeds."
+    )
+
+
+def plot_curves(results: Sequence[UnitResult], key: str = "val_error", ylabel: str = "validation error %"):
+    """``key`` against effective epochs and against wall-clock seconds, one row per model, mean ± std."""
+    models = list(dict.fromkeys(r.values["model"] for r in results))
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.6 * len(models)), squeeze=False)
+    for row, model in zip(axes, models, strict=True):
+        for r in (r for r in results if r.values["model"] == model):
+            y = r.arrays[key]
+            mean, std = y.mean(0), (y.std(0, ddof=1) if y.shape[0] > 1 else np.zeros(y.shape[1]))
+            for ax, x in zip(
+                row, (r.arrays["effective_epochs"].mean(0), r.arrays["wall_seconds"].mean(0)), strict=True
+            ):
+                (line,) = ax.plot(x, mean, label=r.values["method"])
+                ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        row[0].set_xlabel("effective epochs")
+        row[1].set_xlabel("wall-clock seconds (training only)")
+        for ax in row:
+            ax.set_ylabel(ylabel)
+            ax.set_title(model)
+            if key.endswith("loss"):
+                ax.set_yscale("log")
+        row[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def finalize_comparison(
+    name: str, config: dict[str, Any], results: Sequence[UnitResult], out: Path, paper: str
+) -> tuple[dict[str, Any], str]:
+    """``results.json`` (``runs``), the arrays, the two standard figures and the report body."""
+    rows = run_rows(results)
+    save_npz(
+        out / f"{name.replace('-', '_')}.npz",
+        **{f"{r.values['model']}_{r.values['method']}_{k}": a for r in results for k, a in r.arrays.items()},
+    )
+    save(plot_curves(results, "val_error", "validation error %"), out / "val_error.png")
+    save(plot_curves(results, "train_loss", "training loss"), out / "train_loss.png")
+    body = [
+        protocol_text(config),
+        runs_table(rows),
+        paper,
+        "![validation error](val_error.png)",
+        "![training loss](train_loss.png)",
+    ]
+    return {"data": config["data"], "runs": rows}, "\n\n".join(body)
