@@ -8,8 +8,11 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
+# `make report`: every experiment at SCALE (quick, default, paper) into REPORT_DIR.
+SCALE ?= default
+REPORT_DIR ?= runs/report$(if $(filter-out default,$(SCALE)),-$(SCALE))
 
-.PHONY: install demo test test-slow test-all bench lint format clean
+.PHONY: install demo report browser test test-slow test-all bench lint format clean
 
 install: $(STAMP)
 
@@ -22,13 +25,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/deeplandscape demo
 
-test: $(STAMP)
+report: $(STAMP)
+	$(BIN)/deeplandscape report --all --scale $(SCALE) $(REPORT_DIR)
+
+# The report's browser test needs Chromium (Debian's package); installed here when running as root.
+browser:
+	@if [ "$$DEEPLANDSCAPE_SKIP_BROWSER" = 1 ]; then exit 0; fi; \
+	command -v chromium >/dev/null || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing: install it with 'sudo apt-get install -y chromium' (Debian/Ubuntu)"; \
+		echo "or set DEEPLANDSCAPE_SKIP_BROWSER=1 to skip the browser test"; \
+		exit 1; \
+	fi
+
+test: $(STAMP) browser
 	$(PYTEST) -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(PYTEST) -q -m slow
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PYTEST) -q
 
 bench: $(STAMP)

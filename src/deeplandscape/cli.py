@@ -2,7 +2,8 @@
 
 deeplandscape spinglass theory --p 3            E_0, E_1, E_2, E_∞ and ν_c as JSON
 deeplandscape spinglass descend --n 100 --p 3   batched gradient descent, JSON summary
-deeplandscape demo                              the floor picture on embedded defaults
+deeplandscape report --all --scale quick        every experiment, the papers beside ours, claims held
+deeplandscape demo                              a small version of that report on embedded defaults
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ import torch
 from deeplandscape import __version__
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# The experiments of `deeplandscape demo`: (name, scale, KEY=VALUE overrides), about ten seconds together on
+# an idle machine; the demo ends with the full report over them (report.html in the demo directory).
+DEMO_EXPERIMENTS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("complexity", "default", ()),
+    ("floor", "default", ("sizes=25,50,100", "runs=200")),
+    # Slot for the optimizer comparison on the digits: ("entropy-sgd", "quick", (...)), with overrides that
+    # keep the whole demo within about two minutes of CPU (its plain quick run also trains the char models).
+    ("hessian-spectrum", "quick", ()),
+]
 
 
 def _spinglass_theory(args: argparse.Namespace) -> int:
@@ -87,39 +98,74 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """An index page over ``RUNS_DIR``, or with ``--all`` the full report of every experiment."""
     from deeplandscape.experiments.report import write_index
 
-    print(f"index: {write_index(Path(args.runs_dir))}")
+    if not args.all:
+        if args.only or args.scale or args.no_run:
+            raise ValueError("Invalid options: --scale, --only and --no-run need --all")
+        print(f"index: {write_index(Path(args.runs_dir or 'runs'))}")
+        return 0
+    from deeplandscape.experiments.full_report import build_report, plan_for
+
+    scale = args.scale or "default"
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    plan = plan_for(scale, only)  # fails on an unknown name before any work
+    runs_dir = Path(args.runs_dir or ("runs/report" if scale == "default" else f"runs/report-{scale}"))
+    command = f"deeplandscape report --all --scale {scale} --seed {args.seed}"
+    command += f" --only {','.join(only)}" if only else ""
+    report = build_report(
+        runs_dir,
+        plan,
+        seed=args.seed,
+        run_missing=not args.no_run,
+        quiet=args.quiet,
+        command=f"{command} {runs_dir}",
+    )
+    for section in report.sections:
+        counts = {
+            s: sum(c.status == s for c in section.claims) for s in ("held", "did not hold", "not checked")
+        }
+        state = (
+            section.error if section.status == "failed" else ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        print(f"{section.name:20s} {section.status:9s} {state}")
+    print(f"report: {report.html}  (also {report.markdown.name}, {report.json.name})")
+    if report.failed:
+        print(f"failed: {', '.join(report.failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The spin-glass floor and complexity at demo scale, with an index page over both."""
-    from deeplandscape import experiments
-    from deeplandscape.experiments.report import write_index
-    from deeplandscape.experiments.runner import resolve_config, run_experiment
+    """:data:`DEMO_EXPERIMENTS` into one directory, ending with the full report over them."""
+    from deeplandscape.experiments.full_report import PlannedRun, build_report
     from deeplandscape.rundir import new_run_dir
 
     root = new_run_dir("demo", args.out)
-    plan = [
-        ("complexity", []),
-        ("floor", [f"sizes={','.join(map(str, args.sizes))}", f"runs={args.runs}"]),
-    ]
-    for name, overrides in plan:
-        experiment = experiments.get(name)
-        config = resolve_config(experiment, "default", args.seed, overrides)
-        print(f"== {name}: {experiment.description}", flush=True)
-        results = run_experiment(experiment, config, root / name, quiet=args.quiet)
-        if name == "floor":
+    plan = []
+    for name, scale, overrides in DEMO_EXPERIMENTS:
+        if name == "floor" and (args.sizes is not None or args.runs is not None):
+            sizes = args.sizes or [25, 50, 100]
+            overrides = (f"sizes={','.join(map(str, sizes))}", f"runs={args.runs or 200}")
+        plan.append(PlannedRun(name, scale, tuple(overrides)))
+    report = build_report(
+        root, plan, seed=args.seed, quiet=args.quiet, title="deeplandscape demo: the papers beside ours"
+    )
+    for section in report.sections:
+        print(f"== {section.name} ({section.scale}): {section.status}", flush=True)
+        if section.name == "floor" and section.results is not None:
+            results = section.results
             for row in results["sizes"]:
                 print(
                     f"  n={row['n']:4d}  mean H/n={row['mean']:.4f}  std={row['std']:.4f}  "
                     f"converged={row['converged_fraction']:.2f}  minima={row['minima_fraction']:.2f}"
                 )
             print(f"  theory: -E0={-results['e0']:.4f}  -Einf={-results['e_inf']:.4f}")
-    index = write_index(root)
-    print(f"run directory: {root}\nopen {index} (or {root / 'floor' / 'report.md'})")
-    return 0
+        for claim in section.claims:
+            print(f"  [{claim.status}] {claim.claim}")
+    print(f"run directory: {root}\nopen {report.html} in a browser")
+    return 1 if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,13 +208,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="reduced sizes for smoke tests")
+    scale.add_argument("--default", action="store_true", help="the default sizes (the default)")
     scale.add_argument("--paper", action="store_true", help="the papers' sizes (GPU or cluster)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_run)
 
-    report = commands.add_parser("report", help="write an index page over run directories")
-    report.add_argument("runs_dir", nargs="?", default="runs")
+    report = commands.add_parser(
+        "report", help="an index page over run directories, or (--all) the full report of every experiment"
+    )
+    report.add_argument(
+        "runs_dir",
+        nargs="?",
+        default=None,
+        help="directory (default runs; with --all runs/report, or runs/report-SCALE for quick and paper)",
+    )
+    report.add_argument(
+        "--all", action="store_true", help="run or collect every experiment, write report.html"
+    )
+    report.add_argument(
+        "--scale", choices=("quick", "default", "paper"), default=None, help="default: default"
+    )
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument(
+        "--only", default=None, metavar="A,B,C", help="only these experiments (comma-separated)"
+    )
+    report.add_argument("--no-run", action="store_true", help="collect finished runs only, run nothing")
+    report.add_argument("--quiet", action="store_true", help="no progress output")
     report.set_defaults(func=_report)
 
     from deeplandscape.analysis import inspect as inspect_command
@@ -185,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     nets_command.add_arguments(nets)
     nets.set_defaults(func=nets_command.run)
 
-    demo = commands.add_parser("demo", help="floor and complexity of the 3-spin glass, demo scale")
+    demo = commands.add_parser(
+        "demo", help="spin-glass complexity and floor, a Hessian spectrum, and the report over them"
+    )
     demo.add_argument("--out", default=None, help="directory (default runs/demo-<time>)")
-    demo.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])
-    demo.add_argument("--runs", type=int, default=200)
+    demo.add_argument("--sizes", type=int, nargs="+", default=None, help="floor sizes (default 25 50 100)")
+    demo.add_argument("--runs", type=int, default=None, help="floor random starts per size (default 200)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_demo)

@@ -1,7 +1,9 @@
 """Markdown to HTML for run reports.
 
-A deliberately small converter (headings, paragraphs, pipe tables with escaped ``\\|``, images, links,
-inline code, bold) so that reports need no extra dependency and open in any browser.
+A deliberately small converter (headings, paragraphs, ``- `` bullet lists, pipe tables with escaped ``\\|``
+and ``:---`` column alignment, images, links, inline code, bold) so that reports need no extra dependency
+and open in any browser. With ``anchors=True`` every heading gets an ``id`` (:func:`slug` of its text) so
+that ``[text](#slug)`` links to it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ import re
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
-    "text-align:right}th{background:#f4f4f4}img{max-width:100%}code{background:#f4f4f4;padding:0 .2em}"
+    "text-align:right;vertical-align:top}td:first-child{text-align:left}th{background:#f4f4f4}"
+    "img{max-width:100%}td img{width:36em}code{background:#f4f4f4;padding:0 .2em}"
 )
+
+
+# Column alignment from the separator row: ":---" left, "---:" right, ":---:" centre, "---" the style's.
+_ALIGN = {(True, False): "left", (False, True): "right", (True, True): "center"}
 
 
 def _inline(text: str) -> str:
@@ -24,10 +31,24 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
 
 
-def markdown_to_html(markdown: str, title: str) -> str:
-    """Convert the Markdown subset the reports use into a standalone HTML page."""
+def _cell(tag: str, text: str, aligns: list[str], k: int) -> str:
+    style = f' style="text-align:{aligns[k]}"' if k < len(aligns) and aligns[k] else ""
+    return f"<{tag}{style}>{_inline(text)}</{tag}>"
+
+
+def slug(text: str) -> str:
+    """The anchor of a heading: lower case, runs of other characters than letters and digits as ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def markdown_to_html(markdown: str, title: str, *, anchors: bool = False) -> str:
+    """Convert the Markdown subset the reports use into a standalone HTML page.
+
+    ``anchors=True`` gives every heading ``id="<slug>"`` (a repeated slug gets ``-2``, ``-3``, ...).
+    """
     body: list[str] = []
     lines = markdown.splitlines()
+    used: dict[str, int] = {}
     i = 0
     while i < len(lines):
         line = lines[i].rstrip()
@@ -36,25 +57,45 @@ def markdown_to_html(markdown: str, title: str) -> str:
             continue
         heading = re.match(r"(#{1,6}) (.*)", line)
         if heading:
-            level = len(heading.group(1))
-            body.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            level, text = len(heading.group(1)), heading.group(2)
+            attribute = ""
+            if anchors:
+                anchor = slug(text)
+                used[anchor] = used.get(anchor, 0) + 1
+                anchor = anchor if used[anchor] == 1 else f"{anchor}-{used[anchor]}"
+                attribute = f' id="{anchor}"'
+            body.append(f"<h{level}{attribute}>{_inline(text)}</h{level}>")
             i += 1
             continue
+        if line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:].strip())}</li>")
+                i += 1
+            body.append("<ul>" + "".join(items) + "</ul>")
+            continue
         if line.startswith("|"):
-            rows = []
+            rows, aligns = [], []
             while i < len(lines) and lines[i].startswith("|"):
                 row = lines[i].strip()[1:].removesuffix("|")
                 cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row)]
-                if not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                if all(re.fullmatch(r":?-+:?", c) for c in cells):
+                    aligns = [_ALIGN.get((c.startswith(":"), c.endswith(":")), "") for c in cells]
+                else:
                     rows.append(cells)
                 i += 1
+
             head, *rest = rows
-            body.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>")
-            body += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rest]
+            body.append(
+                "<table><tr>" + "".join(_cell("th", c, aligns, k) for k, c in enumerate(head)) + "</tr>"
+            )
+            body += [
+                "<tr>" + "".join(_cell("td", c, aligns, k) for k, c in enumerate(r)) + "</tr>" for r in rest
+            ]
             body.append("</table>")
             continue
         paragraph = []
-        while i < len(lines) and lines[i].strip() and not re.match(r"#{1,6} |\|", lines[i]):
+        while i < len(lines) and lines[i].strip() and not re.match(r"#{1,6} |\||- ", lines[i]):
             paragraph.append(lines[i].strip())
             i += 1
         body.append(f"<p>{_inline(' '.join(paragraph))}</p>")

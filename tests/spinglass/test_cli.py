@@ -40,7 +40,7 @@ def test_demo_writes_floor_and_complexity_runs_and_an_index(tmp_path, capsys):
         assert -results["e0"] - 1e-6 <= row["min"]
     assert (out / "floor" / "floor.png").stat().st_size > 1000
     assert json.loads((out / "complexity" / "results.json").read_text())["e0"] == theory.e0(3)
-    index = (out / "index.html").read_text()
-    assert "floor/report.html" in index and "complexity/report.html" in index
+    report = (out / "report.html").read_text()
+    assert "floor/report.html" in report and "complexity/report.html" in report
     assert not list(out.rglob(".*.tmp"))
     assert str(out) in capsys.readouterr().out

@@ -22,6 +22,18 @@ def write_report(out: Path, experiment, config: dict[str, Any], wall_seconds: fl
     write_text(out / "report.html", markdown_to_html(markdown, experiment.name))
 
 
+def report_body(markdown: str) -> str:
+    """The experiment's own text of a ``report.md`` written by :func:`write_report`: without the title line
+    and the "Reproduces: … Wall time" paragraph (the full report states both itself)."""
+    lines = markdown.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    text = "\n".join(lines).strip()
+    if text.startswith("Reproduces:"):
+        text = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+    return text.strip()
+
+
 def key_numbers(results: dict[str, Any], limit: int = 6) -> str:
     """The top-level scalar numbers of a ``results.json``, for the index page."""
     items = [(k, v) for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
