@@ -20,14 +20,14 @@ from deeplandscape import __version__
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-# The experiments of `deeplandscape demo`: (name, scale, KEY=VALUE overrides), about ten seconds together on
-# an idle machine; the demo ends with the full report over them (report.html in the demo directory).
+# The experiments of `deeplandscape demo`: (name, scale, KEY=VALUE overrides), about a minute together on
+# two cores; the demo ends with the full report over them (report.html in the demo directory).
 DEMO_EXPERIMENTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("complexity", "default", ()),
     ("floor", "default", ("sizes=25,50,100", "runs=200")),
-    # Slot for the optimizer comparison on the digits: ("entropy-sgd", "quick", (...)), with overrides that
-    # keep the whole demo within about two minutes of CPU (its plain quick run also trains the char models).
-    ("hessian-spectrum", "quick", ()),
+    # One optimizer comparison on the digits: AnnealSGD against Adam and SAM on the deep thin mnistfc.
+    ("anneal", "default", ("models=mnistfc-deep", "methods=adam,anneal,sam", "seeds=2", "lr_factors=1")),
+    ("hessian-spectrum", "default", ("models=fc-digits,lenet-digits", "fisher_model=none")),
 ]
 
 
@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     nets.set_defaults(func=nets_command.run)
 
     demo = commands.add_parser(
-        "demo", help="spin-glass complexity and floor, a Hessian spectrum, and the report over them"
+        "demo",
+        help="spin-glass complexity and floor, an optimizer comparison, a Hessian spectrum, and their report",
     )
     demo.add_argument("--out", default=None, help="directory (default runs/demo-<time>)")
     demo.add_argument("--sizes", type=int, nargs="+", default=None, help="floor sizes (default 25 50 100)")
