@@ -3,6 +3,8 @@
 - :func:`check` validates a hyperparameter and raises ``ValueError("Invalid <name>: <value> (...)")``;
 - :func:`check_finite_grads` stops a step before any state changes when a gradient holds a NaN or an Inf;
 - :func:`closure_loss` and :func:`collect_grads` open the ``step()`` of the single-model optimizers;
+- :func:`with_base_state` and :func:`load_base_state` put the state of a wrapped base optimizer (one that
+  shares the wrapper's param groups) into the wrapper's ``state_dict()`` and back;
 - :class:`SeededOptimizer` is a ``torch.optim.Optimizer`` that owns explicit ``torch.Generator`` objects
   (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers.
 """
@@ -108,6 +110,26 @@ def collect_grads(
         check_finite_grads(grads, idx, gi, group["step"])
         work.append((params, grads))
     return work
+
+
+def with_base_state(state_dict: dict[str, Any], base: Optimizer) -> dict[str, Any]:
+    """``state_dict`` of a wrapper plus ``base_state``, the state (momentum buffers, Adam moments, …) of the
+    base optimizer it wraps; the param groups are shared and stored once."""
+    state_dict["base_state"] = base.state_dict()["state"]
+    return state_dict
+
+
+def load_base_state(
+    wrapper: Optimizer, base: Optimizer, state_dict: dict[str, Any], load: Callable[[dict[str, Any]], None]
+) -> None:
+    """Load a state written with :func:`with_base_state`: the base optimizer's state, then the wrapper's own
+    through ``load`` (its parent's ``load_state_dict``), then re-link the shared param groups (loading gives
+    each optimizer new group dicts)."""
+    state_dict = dict(state_dict)
+    base_state = state_dict.pop("base_state", {})
+    base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
+    load(state_dict)
+    base.param_groups = list(wrapper.param_groups)
 
 
 def draw_seed() -> int:

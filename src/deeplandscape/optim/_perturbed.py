@@ -19,7 +19,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import SeededOptimizer, closure_loss, collect_grads, use_foreach
+from ._common import (
+    SeededOptimizer,
+    closure_loss,
+    collect_grads,
+    load_base_state,
+    use_foreach,
+    with_base_state,
+)
 
 
 class PerturbedGradientOptimizer(SeededOptimizer):
@@ -104,15 +111,8 @@ class PerturbedGradientOptimizer(SeededOptimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: own state, the base optimizer's state, param groups, generators."""
-        sd = super().state_dict()
-        sd["base_state"] = self.base.state_dict()["state"]
-        return sd
+        return with_base_state(super().state_dict(), self.base)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state written by :meth:`state_dict` (own state, base state, groups, generators)."""
-        state_dict = dict(state_dict)
-        base_state = state_dict.pop("base_state", {})
-        self.base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
-        super().load_state_dict(state_dict)
-        # Re-link: both optimizers must again share the same group dicts.
-        self.base.param_groups = list(self.param_groups)
+        load_base_state(self, self.base, state_dict, super().load_state_dict)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import check, check_finite_grads, collect_grads, use_foreach
+from ._common import check, check_finite_grads, collect_grads, load_base_state, use_foreach, with_base_state
 
 
 class SAM(Optimizer):
@@ -223,18 +223,11 @@ class SAM(Optimizer):
         """Param groups plus the base optimizer's state (momentum buffers, Adam moments, …)."""
         if self._perturbed is not None:
             raise RuntimeError("SAM.state_dict: the weights are perturbed; call second_step() first")
-        sd = super().state_dict()
-        sd["base_state"] = self.base.state_dict()["state"]
-        return sd
+        return with_base_state(super().state_dict(), self.base)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state written by :meth:`state_dict`."""
-        state_dict = dict(state_dict)
-        base_state = state_dict.pop("base_state", {})
-        self.base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
-        super().load_state_dict(state_dict)
-        # Re-link: both optimizers must again share the same group dicts.
-        self.base.param_groups = list(self.param_groups)
+        load_base_state(self, self.base, state_dict, super().load_state_dict)
         self._perturbed = None
 
 
