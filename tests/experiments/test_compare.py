@@ -140,3 +140,17 @@ def test_every_method_starts_from_the_same_network():
     for key in ("train_loss", "val_error", "test_error"):
         assert a.arrays[key][:, 0] == pytest.approx(b.arrays[key][:, 0], rel=1e-6)
     assert not np.allclose(a.arrays["train_loss"][:, -1], b.arrays["train_loss"][:, -1])
+
+
+def test_entropy_momentum_follows_the_scale_and_touches_only_entropy_sgd_and_hj():
+    from deeplandscape.experiments import relaxation
+
+    for scale, expected in (("quick", 0.0), ("default", 0.0), ("paper", 0.9)):
+        config = resolve_config(relaxation.EXPERIMENT, scale, 0)
+        for key in ("entropy-sgd", "hj"):
+            method = C.with_entropy_momentum(relaxation.METHODS[key], config)
+            assert method.kwargs["momentum"] == expected
+            optimizer = method.build(nn.Linear(2, 1).parameters(), 1.0, 0)
+            assert optimizer.param_groups[0]["momentum"] == expected
+        for key in ("sgd", "heat", "sam"):
+            assert C.with_entropy_momentum(relaxation.METHODS[key], config) is relaxation.METHODS[key]

@@ -11,9 +11,11 @@ The methods, with the Thesis's settings (§4.6.1):
 - **SGD** (eq. (4.6)) with Nesterov momentum 0.9, lr 0.1; and **SAM** around it (ρ = 0.05).
 
 Momentum and scoping of γ are "standard and as discussed in Section 3.2.3" (§4.6.1.3): Nesterov momentum 0.9
-in every method. The Thesis reduces the outer step by a factor of 5 every 3 epochs; at the short budgets
-here every step size is constant. The protocol (same initializations, batch orders, search budget;
-evaluation at the reference weights; Hessian at the solution) is :mod:`deeplandscape.experiments._compare`.
+in every method (for Entropy-SGD and HJ only at the paper scale: ``entropy_momentum``, see
+:data:`._compare.ENTROPY_MOMENTUM` for why). The Thesis reduces the outer step by a factor of 5 every 3
+epochs; at the short budgets here every step size is constant. The protocol (same initializations, batch
+orders, search budget; evaluation at the reference weights; Hessian at the solution) is
+:mod:`deeplandscape.experiments._compare`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ PAPER = (
 )
 
 PARAMS = C.data_params(
+    entropy_momentum=C.ENTROPY_MOMENTUM,
     epochs=Param(
         "float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0, low=0.01
     ),
@@ -70,7 +73,8 @@ def units(config: dict[str, Any]) -> list[Unit]:
 
 
 def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
-    return C.run_method(config, unit.params["model"], METHODS[unit.params["method"]])
+    method = C.with_entropy_momentum(METHODS[unit.params["method"]], config)
+    return C.run_method(config, unit.params["model"], method)
 
 
 def paper_table(rows: list[dict[str, Any]]) -> str:

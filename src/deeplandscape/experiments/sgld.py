@@ -55,6 +55,7 @@ PAPER = (
 )
 
 PARAMS = C.data_params(
+    entropy_momentum=C.ENTROPY_MOMENTUM,
     epochs=Param("float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0,
                  low=0.01),
     models=Param("str", "lenet", "networks, comma-separated"),
@@ -92,7 +93,7 @@ def units(config: dict[str, Any]) -> list[Unit]:
 def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     model, key = unit.params["model"], unit.params["method"]
     if key != "sgld":
-        return C.run_method(config, model, METHODS[key])
+        return C.run_method(config, model, C.with_entropy_momentum(METHODS[key], config))
     d = C.load_images(config)
     return C.run_method(
         config, model, sgld_method(config, len(d.y)), d=d, schedule=step_size_decay(config["sgld_b"])
