@@ -24,7 +24,7 @@ from deeplandscape.optim.parle import Parle
 from ._quick import run_quick
 
 ROW_KEYS = {
-    "model", "method", "seeds", "error_mean", "error_std", "val_error_mean", "val_error_std",
+    "model", "method", "metric", "seeds", "error_mean", "error_std", "val_error_mean", "val_error_std",
     "train_error_mean", "train_loss_mean", "effective_epochs", "wall_seconds", "hessian_top",
     "hessian_top_std", "hessian_trace", "hessian_trace_std", "tuned", "factor", "replicas", "data_fraction",
     "setting", "train_error", "train_error_std", "epochs_per_replica",
