@@ -1,4 +1,5 @@
-"""The full report opened in a real browser: headless Chromium (Debian's ``chromium`` package).
+"""The report of ``deeplandscape demo`` opened in a real browser: headless Chromium (Debian's ``chromium``
+package).
 
 The report is served over HTTP on localhost; a wrapper page loads it in an iframe (same origin, so the
 wrapper may read it) and writes into its own DOM, once the report has loaded, whether every ``<img>``
@@ -20,7 +21,7 @@ import threading
 
 import pytest
 
-from deeplandscape.experiments.full_report import PlannedRun, build_report
+from deeplandscape.cli import main
 
 WRAPPER = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <pre id="out">pending</pre><img id="control" src="runs/no-such-figure.png">
@@ -63,14 +64,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_report_opens_in_chromium_with_every_image_loaded(tmp_path):
+def test_demo_report_opens_in_chromium_with_every_image_loaded(tmp_path):
     chromium = _chromium()
-    plan = [
-        PlannedRun("complexity", "quick", ("points=100",)),
-        PlannedRun("floor", "quick", ("sizes=10,20", "runs=8")),
-    ]
-    report = build_report(tmp_path / "runs", plan, quiet=True)
-    assert not report.failed
+    # The page `make demo` ends with (a smaller floor, the same four experiments).
+    assert (
+        main(["demo", "--out", str(tmp_path / "runs"), "--sizes", "12", "20", "--runs", "16", "--quiet"]) == 0
+    )
     (tmp_path / "check.html").write_text(WRAPPER)
 
     server = http.server.ThreadingHTTPServer(
@@ -95,13 +94,19 @@ def test_report_opens_in_chromium_with_every_image_loaded(tmp_path):
 
     # A missing figure reads as not loaded (the control), every figure of both experiments as loaded.
     assert page["control"] is False
-    expected = {"complexity/complexity.png", "complexity/counts.png", "floor/floor.png"}
+    expected = {
+        "complexity/complexity.png", "complexity/counts.png", "floor/floor.png", "anneal/val_error.png",
+        "anneal/min_abs_grad.png", "hessian-spectrum/hessian_spectrum.png",
+    }  # fmt: skip
     assert expected <= {i["src"] for i in page["images"]}
     assert page["images"] and all(i["ok"] for i in page["images"]), page["images"]
     # Relative links (the runs' own reports) resolve; contents links name a heading.
-    assert {"complexity/report.html", "floor/report.html"} <= {link["href"] for link in page["links"]}
+    runs = {f"{name}/report.html" for name in ("complexity", "floor", "anneal", "hessian-spectrum")}
+    assert runs <= {link["href"] for link in page["links"]}
     assert all(link["status"] == 200 for link in page["links"]), page["links"]
-    assert {"#claims-summary", "#complexity", "#floor"} <= {a["href"] for a in page["anchors"]}
+    assert {"#claims-summary", "#complexity", "#floor", "#anneal"} <= {a["href"] for a in page["anchors"]}
     assert all(a["ok"] for a in page["anchors"]), page["anchors"]
     assert page["headings"][0].startswith("H1 deeplandscape")
-    assert {"H2 Contents", "H2 Claims summary", "H2 complexity", "H2 floor"} <= set(page["headings"])
+    assert {"H2 Contents", "H2 Claims summary", "H2 complexity", "H2 floor", "H2 anneal"} <= set(
+        page["headings"]
+    )
