@@ -60,6 +60,24 @@ OPTIMIZERS = {
 }
 
 
+def synchronous(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """``opt`` drawing its noise in the step (no drawing ahead on the worker thread)."""
+    opt.prefetch_noise = False
+    return opt
+
+
+for _name in ("gradient-noise", "sgld", "entropy-sgd", "entropy-adam", "heat"):
+    OPTIMIZERS[f"{_name}(sync)"] = lambda ps, make=OPTIMIZERS[_name]: synchronous(make(ps))
+
+
+def wait_for_noise(opt: torch.optim.Optimizer) -> None:
+    """Wait until the noise drawn ahead by ``opt`` is ready, so that a timed block pays for every draw it
+    starts (the first step of a block uses the draw paid by the block before)."""
+    pending = opt.__dict__.get("_prefetch")
+    if pending is not None:
+        pending.future.result()
+
+
 def work_buffers(opt: torch.optim.Optimizer, num_params: int) -> float:
     """Per-step work buffers kept by the optimizer (not saved), in parameter-sized units."""
     return sum(t.numel() for t in getattr(opt, "_scratch", {}).values()) / num_params
@@ -106,6 +124,7 @@ def bench_model(
             t0 = time.perf_counter()
             for _ in range(steps):
                 one_step(model, opt, counter)
+            wait_for_noise(opt)
             times.append((time.perf_counter() - t0) / steps)
     ref = statistics.median(runs["torch-sgd"][2])
     x, y = batches[0]

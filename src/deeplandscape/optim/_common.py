@@ -6,13 +6,16 @@
 - :func:`with_base_state` and :func:`load_base_state` put the state of a wrapped base optimizer (one that
   shares the wrapper's param groups) into the wrapper's ``state_dict()`` and back;
 - :class:`SeededOptimizer` is a ``torch.optim.Optimizer`` that owns explicit ``torch.Generator`` objects
-  (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers.
+  (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers,
+  and that draws the next step's Gaussian noise on a worker thread while the model computes (CPU).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -137,6 +140,30 @@ def draw_seed() -> int:
     return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
 
 
+_NOISE_POOL: ThreadPoolExecutor | None = None
+
+
+def _noise_pool() -> ThreadPoolExecutor:
+    """The one worker thread on which every optimizer draws its next step's noise."""
+    global _NOISE_POOL
+    if _NOISE_POOL is None:
+        _NOISE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deeplandscape-noise")
+    return _NOISE_POOL
+
+
+@dataclass
+class _Prefetch:
+    """Standard normals being drawn ahead for ``key`` (the ids of the parameters, in order) into
+    ``buffers`` (the work buffers named ``label``); ``state`` is the CPU generator's state before the draw,
+    to give the numbers back."""
+
+    key: tuple[int, ...]
+    label: str
+    state: Tensor
+    buffers: list[Tensor]
+    future: Future
+
+
 class SeededOptimizer(Optimizer):
     """``torch.optim.Optimizer`` with its own random generators, saved and restored with the state.
 
@@ -144,7 +171,20 @@ class SeededOptimizer(Optimizer):
     ``torch.Generator`` per device on which parameters live. ``state_dict()`` adds
     ``{"rng": {"seed": int, "states": {device: ByteTensor}}}``; ``load_state_dict`` restores it, so a
     resumed run draws exactly the numbers the uninterrupted run would have drawn.
+
+    **Noise prefetch (CPU).** Drawing a standard normal per parameter costs about 3 ms per million numbers on
+    one CPU core, half of an SGD step of a 1 M-parameter MLP at batch 128. When :meth:`randn_like_params`
+    has drawn the noise of a step for parameters that all live on the CPU, it starts drawing the next
+    step's noise for the same parameters, from the same generator, on a worker thread, so that the draw
+    overlaps the next forward and backward pass (torch releases the GIL in its kernels). The numbers are
+    those of the synchronous draws, in the same order: a draw for other parameters, any direct use of
+    :meth:`generator` and :meth:`state_dict` first wait for the worker and put the generator back in the
+    state before the draw ahead (which is then discarded; after a draw for other parameters, that is,
+    several param groups sharing the generator, the optimizer stops drawing ahead). Set
+    ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
     """
+
+    prefetch_noise: bool = True
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], seed: int | None = None) -> None:
         if seed is not None:
@@ -159,7 +199,12 @@ class SeededOptimizer(Optimizer):
         return self._seed
 
     def generator(self, device: torch.device | str) -> torch.Generator:
-        """The optimizer's generator for ``device`` (created and seeded on first use)."""
+        """The optimizer's generator for ``device`` (created and seeded on first use), in the state that the
+        synchronous draws so far left it in (a draw ahead is given back first)."""
+        self._give_back_prefetch()
+        return self._generator(device)
+
+    def _generator(self, device: torch.device | str) -> torch.Generator:
         device = torch.device(device)
         if device.type != "cpu" and device.index is None:
             device = torch.device(device.type, torch.get_device_module(device.type).current_device())
@@ -170,6 +215,13 @@ class SeededOptimizer(Optimizer):
             gen.manual_seed(self._seed)
             self._generators[key] = gen
         return gen
+
+    def _give_back_prefetch(self) -> None:
+        """Wait for a draw ahead, discard it and rewind the CPU generator to the state before it."""
+        pending: _Prefetch | None = self.__dict__.pop("_prefetch", None)
+        if pending is not None:
+            pending.future.result()
+            self._generators["cpu"].set_state(pending.state)
 
     def scratch(self, p: Tensor, key: str) -> Tensor:
         """A persistent work buffer shaped like ``p`` (not part of the state: its content lives one step).
@@ -186,17 +238,43 @@ class SeededOptimizer(Optimizer):
         """Standard normal tensors shaped like ``params``, drawn in order from the optimizer's generators.
 
         They are written into per-parameter work buffers (the numbers are those ``torch.randn`` would
-        draw) and stay valid until the next call.
+        draw) and stay valid until the next call. On the CPU the next call's numbers are drawn ahead (see
+        the class docstring).
         """
-        out = []
-        for p in params:
-            buf = self.scratch(p, "noise")
-            buf.normal_(generator=self.generator(p.device))
-            out.append(buf)
+        key = tuple(id(p) for p in params)
+        pending: _Prefetch | None = self.__dict__.pop("_prefetch", None)
+        if pending is not None:
+            pending.future.result()
+            if pending.key != key:  # another consumer of the generator: give the numbers back
+                self._generators["cpu"].set_state(pending.state)
+                self.__dict__["_prefetch_disabled"] = True
+                pending = None
+        if pending is not None:
+            label, out = pending.label, pending.buffers
+        else:
+            label = "noise"
+            out = [self.scratch(p, label).normal_(generator=self._generator(p.device)) for p in params]
+        if (
+            self.prefetch_noise
+            and params
+            and not self.__dict__.get("_prefetch_disabled", False)
+            and all(p.device.type == "cpu" for p in params)
+        ):
+            ahead = "noise-ahead" if label == "noise" else "noise"
+            buffers = [self.scratch(p, ahead) for p in params]
+            gen = self._generator("cpu")
+            state = gen.get_state()
+
+            def draw() -> None:
+                for b in buffers:
+                    b.normal_(generator=gen)
+
+            self.__dict__["_prefetch"] = _Prefetch(key, ahead, state, buffers, _noise_pool().submit(draw))
         return out
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.Optimizer.state_dict()`` plus the generators' seed and states."""
+        self._give_back_prefetch()
         sd = super().state_dict()
         sd["rng"] = {
             "seed": self._seed,
@@ -206,6 +284,7 @@ class SeededOptimizer(Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the state written by :meth:`state_dict`, generators included."""
+        self._give_back_prefetch()
         state_dict = dict(state_dict)
         rng = state_dict.pop("rng", None)
         super().load_state_dict(state_dict)
@@ -213,7 +292,7 @@ class SeededOptimizer(Optimizer):
             self._seed = int(rng["seed"])
             self._generators = {}
             for key, gen_state in rng["states"].items():
-                self.generator(key).set_state(gen_state)
+                self._generator(key).set_state(gen_state)
 
 
 def use_foreach(foreach: bool | None, params: Sequence[Tensor]) -> bool:

@@ -77,11 +77,10 @@ class GradientNoise(PerturbedGradientOptimizer):
     ) -> None:
         """outs ← g + σ_t ε with ε ∼ N(0, I) drawn in parameter order."""
         std = noise_std(group["step"], group["eta"], group["gamma"])
-        for o, p in zip(outs, params, strict=True):
-            o.normal_(generator=self.generator(p.device))
+        noises = self.randn_like_params(params)
         if foreach:
-            torch._foreach_mul_(outs, std)
-            torch._foreach_add_(outs, grads)
+            torch._foreach_copy_(outs, grads)
+            torch._foreach_add_(outs, noises, alpha=std)
         else:
-            for o, g in zip(outs, grads, strict=True):
-                o.mul_(std).add_(g)
+            for o, g, n in zip(outs, grads, noises, strict=True):
+                torch.add(g, n, alpha=std, out=o)

@@ -1,0 +1,103 @@
+"""Noise drawn ahead on a worker thread (``SeededOptimizer.prefetch_noise``) gives exactly the numbers of the
+synchronous draws: the same trajectories bit for bit, the same generator state whenever it is observed, the
+same resumed runs."""
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from deeplandscape import optim
+
+NOISY = {
+    "sgld": dict(lr=0.05, temperature=0.1),
+    "gradient-noise": dict(base=torch.optim.SGD, lr=0.05, eta=0.3),
+    "entropy-sgd": dict(lr=1.0, inner_lr=0.05, L=3, noise=1e-2),
+    "heat": dict(lr=0.05, L=3, gamma=1e-2),
+}
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2)).double()
+
+
+def _build(name: str, params, prefetch: bool) -> torch.optim.Optimizer:
+    kwargs = dict(NOISY[name])
+    base = kwargs.pop("base", None)
+    cls = optim.get(name)
+    opt = cls(params, base, seed=3, **kwargs) if base is not None else cls(params, seed=3, **kwargs)
+    opt.prefetch_noise = prefetch
+    return opt
+
+
+def _steps(model: nn.Module, opt: torch.optim.Optimizer, steps: range) -> None:
+    for t in steps:
+        g = torch.Generator().manual_seed(t)
+        x = torch.randn(8, 5, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 2, (8,), generator=g)
+
+        def closure(x=x, y=y):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        closure()
+        opt.step(closure)
+
+
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("name", sorted(NOISY))
+def test_prefetched_noise_gives_the_synchronous_trajectory(name):
+    runs = {}
+    for prefetch in (False, True):
+        model = _model()
+        opt = _build(name, model.parameters(), prefetch)
+        _steps(model, opt, range(7))
+        assert ("_prefetch" in opt.__dict__) == prefetch  # the worker did draw ahead
+        runs[prefetch] = (_flat(model), opt.generator("cpu").get_state())
+    assert torch.equal(runs[True][0], runs[False][0])
+    assert torch.equal(runs[True][1], runs[False][1])  # observed state: as if nothing was drawn ahead
+
+
+def test_two_groups_sharing_the_generator_keep_the_synchronous_order():
+    runs = {}
+    for prefetch in (False, True):
+        model = _model()
+        groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.02}]
+        opt = _build("sgld", groups, prefetch)
+        _steps(model, opt, range(5))
+        assert "_prefetch" not in opt.__dict__  # the second group's draw stopped the drawing ahead
+        runs[prefetch] = _flat(model)
+    assert torch.equal(runs[True], runs[False])
+
+
+@pytest.mark.parametrize("name", ["sgld", "entropy-sgd"])
+def test_checkpoint_with_a_draw_pending_resumes_bit_for_bit(name):
+    model = _model()
+    opt = _build(name, model.parameters(), True)
+    _steps(model, opt, range(4))
+    assert "_prefetch" in opt.__dict__
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    _steps(model, opt, range(4, 9))
+    uninterrupted = _flat(model)
+
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed = _model()
+    resumed.load_state_dict(saved["model"])
+    opt2 = _build(name, resumed.parameters(), True)
+    opt2.load_state_dict(saved["opt"])
+    _steps(resumed, opt2, range(4, 9))
+    assert torch.equal(_flat(resumed), uninterrupted)
+
+    synchronous = _model()
+    opt3 = _build(name, synchronous.parameters(), False)
+    _steps(synchronous, opt3, range(9))
+    assert torch.equal(_flat(synchronous), uninterrupted)
