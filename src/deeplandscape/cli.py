@@ -272,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "run" or any(item.startswith("-") or "=" not in item for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
+    from deeplandscape.data.splits import DataNotFoundError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FloatingPointError) as error:
+    except (ValueError, FloatingPointError, DataNotFoundError) as error:
         parser.exit(2, f"deeplandscape: error: {error}\n")
 
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from deeplandscape.cli import main
 from deeplandscape.spinglass import theory
 
@@ -20,8 +22,6 @@ def test_descend_command(capsys):
 
 
 def test_bad_argument_is_a_clean_error(capsys):
-    import pytest
-
     with pytest.raises(SystemExit) as info:
         main(["spinglass", "descend", "--n", "1"])
     assert info.value.code == 2
@@ -50,3 +50,12 @@ def test_demo_writes_floor_and_complexity_runs_and_an_index(tmp_path, capsys):
     assert rows["AnnealSGD"]["error_mean"] < rows["Adam"]["error_mean"] - 20
     assert not list(out.rglob(".*.tmp"))
     assert str(out) in capsys.readouterr().out
+
+
+def test_missing_data_is_a_clean_error_saying_how_to_provide_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DEEPLANDSCAPE_MNIST", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "anneal", "--paper", "--out", str(tmp_path / "run"), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deeplandscape: error: MNIST was requested") and "IDX files" in err
