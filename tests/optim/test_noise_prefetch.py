@@ -3,6 +3,9 @@ synchronous draws: the same trajectories bit for bit, the same generator state w
 same resumed runs."""
 
 import io
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -101,3 +104,31 @@ def test_checkpoint_with_a_draw_pending_resumes_bit_for_bit(name):
     opt3 = _build(name, synchronous.parameters(), False)
     _steps(synchronous, opt3, range(9))
     assert torch.equal(_flat(synchronous), uninterrupted)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_with_its_own_worker():
+    # The parent's worker thread does not exist in a child made by fork; the child must not wait for it.
+    model = _model()
+    opt = _build("sgld", model.parameters(), True)
+    _steps(model, opt, range(2))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: two more steps, then report the parameters' checksum
+        os.close(read)
+        _steps(model, opt, range(2, 4))
+        os.write(write, repr(float(_flat(model).sum())).encode())
+        os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung waiting for the parent's worker thread")
+    child_sum = float(os.read(read, 100).decode())
+    os.close(read)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    _steps(model, opt, range(2, 4))
+    assert child_sum == float(_flat(model).sum())

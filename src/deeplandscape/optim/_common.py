@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,15 +141,17 @@ def draw_seed() -> int:
     return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
 
 
-_NOISE_POOL: ThreadPoolExecutor | None = None
+_NOISE_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _noise_pool() -> ThreadPoolExecutor:
-    """The one worker thread on which every optimizer draws its next step's noise."""
+    """The one worker thread on which every optimizer of this process draws its next step's noise (a new
+    one after a fork: the child does not inherit the parent's worker thread)."""
     global _NOISE_POOL
-    if _NOISE_POOL is None:
-        _NOISE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deeplandscape-noise")
-    return _NOISE_POOL
+    if _NOISE_POOL is None or _NOISE_POOL[0] != os.getpid():
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deeplandscape-noise")
+        _NOISE_POOL = (os.getpid(), pool)
+    return _NOISE_POOL[1]
 
 
 @dataclass
