@@ -79,11 +79,6 @@ def evaluate_sequence(model: nn.Module, d: C.Tensors) -> dict[str, float]:
 CHARS = C.Task("perplexity", sequence_cross_entropy, evaluate_sequence, "reverse")
 
 
-def task_of(model_name: str) -> C.Task:
-    """:data:`CHARS` for the character models, :data:`~._compare.IMAGES` otherwise."""
-    return CHARS if is_char_model(model_name) else C.IMAGES
-
-
 def load_text(config: dict[str, Any]) -> tuple[C.Tensors, int]:
     """Windows of ``config['seq_len']`` characters of the text at ``config['text_path']`` (else the
     generated text of ``config['text_lines']`` lines of 32 characters, Thesis §3.3.1), split 80/10/10 with
