@@ -212,3 +212,10 @@ def test_quick_run_all_methods(tmp_path):
     for r in results["runs"]:
         assert set(r) >= RUN_KEYS
     assert results["alignment"]["chance"] == pytest.approx(math.sqrt(2 / math.pi))
+
+
+def test_claims_when_adams_smallest_gradient_is_exactly_zero():
+    # On MNIST, Adam's smallest layer-mean gradient on the deep thin net can vanish to 0.0 in float32.
+    from deeplandscape.experiments.anneal import _ratio
+
+    assert _ratio(0.01, 0.0) == math.inf and math.isnan(_ratio(0.0, 0.0)) and _ratio(1.0, 4.0) == 0.25

@@ -501,6 +501,13 @@ def _verdict(ours: float, other: float, spread: float) -> str:
     return "held" if ours < other else "not held"
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b, with a / 0 = inf for a > 0 (Adam's smallest gradient can vanish to exactly 0 in float32)."""
+    if b == 0:
+        return math.inf if a > 0 else math.nan
+    return a / b
+
+
 def claims(data: dict[str, Any], results: list[UnitResult]) -> list[str]:
     """The paper's claims, each with our numbers and whether it held at this scale.
 
@@ -511,8 +518,8 @@ def claims(data: dict[str, Any], results: list[UnitResult]) -> list[str]:
     out = []
     adam, anneal = rows.get(("mnistfc-deep", "Adam")), rows.get(("mnistfc-deep", "AnnealSGD"))
     if adam is not None and anneal is not None:
-        ratio = anneal["min_abs_grad_early"] / adam["min_abs_grad_early"]
-        plain = anneal["min_abs_loss_grad_early"] / adam["min_abs_loss_grad_early"]
+        ratio = _ratio(anneal["min_abs_grad_early"], adam["min_abs_grad_early"])
+        plain = _ratio(anneal["min_abs_loss_grad_early"], adam["min_abs_loss_grad_early"])
         out.append(
             f"Fig. 3b, mnistfc-deep: early min|grad| of AnnealSGD / Adam = {ratio:.3g} "
             f"({'held' if ratio > 1 else 'not held'}); with the loss gradient ∇f alone (no field) "
