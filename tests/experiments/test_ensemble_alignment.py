@@ -50,10 +50,21 @@ def test_quick_run(tmp_path):
     results, out = run_quick(E.EXPERIMENT, tmp_path, ["k=3", "hessian_samples=16", "hessian_probes=1"])
     k = 3
     assert set(results) == {
-        "data", "model", "k", "models", "overlap", "by_count", "member_error_mean", "member_error_std",
-        "member_train_error_mean", "member_hessian_top_mean", "member_hessian_trace_mean",
+        "data", "model", "k", "runs", "models", "overlap", "by_count", "member_error_mean",
+        "member_error_std", "member_train_error_mean", "member_hessian_top_mean", "member_hessian_trace_mean",
     }  # fmt: skip
     rows = results["models"]
+    # `runs`: the rows every comparison has (the keys), consistent with `models`
+    runs = results["runs"]
+    kinds = ["ensemble", "naive-average", "aligned-average"]
+    assert [r["method"] for r in runs] == ["SGD (each member)", *kinds]
+    for r in runs:
+        assert set(r) == {"model", "method", "seeds", "error_mean", "error_std", "effective_epochs",
+                          "wall_seconds", "hessian_top", "hessian_trace"}  # fmt: skip
+    assert runs[0]["error_mean"] == pytest.approx(results["member_error_mean"])
+    assert runs[0]["hessian_top"] == pytest.approx(np.mean([r["hessian_top"] for r in rows[:k]]))
+    assert [r["error_mean"] for r in runs[1:]] == [r["error"] for r in rows[k:]]
+    assert runs[1]["effective_epochs"] == pytest.approx(k * runs[0]["effective_epochs"])
     assert [r["kind"] for r in rows] == ["member"] * k + ["ensemble", "naive-average", "aligned-average"]
     for r in rows:
         assert set(r) >= MODEL_KEYS

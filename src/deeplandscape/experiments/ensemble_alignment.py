@@ -307,12 +307,40 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
         "data": config["data"],
         "model": config["model"],
         "k": k,
+        "runs": comparison_rows(config, results, rows[k:]),
         "models": rows,
         "overlap": overlap,
         "by_count": by_count,
         **summary,
     }
     return results_json, "\n\n".join(body)
+
+
+def comparison_rows(
+    config: dict[str, Any], members: list[UnitResult], combined: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``runs`` rows every comparison has: the members (mean ± std over the k networks, SGD each),
+    then the ensemble and the two averages (one value each; their cost is the k trainings together; no
+    Hessian is taken at an average)."""
+    v = [r.values for r in members]
+    errors = np.array([x["error"] for x in v])
+    hessian = all(x.get("hessian_top") is not None for x in v)
+    epochs, seconds = [x["effective_epochs"] for x in v], [x["wall_seconds"] for x in v]
+    out = [{
+        "model": config["model"], "method": "SGD (each member)", "seeds": len(v),
+        "error_mean": float(errors.mean()), "error_std": float(errors.std(ddof=1)) if len(v) > 1 else 0.0,
+        "effective_epochs": float(np.mean(epochs)), "wall_seconds": float(np.mean(seconds)),
+        "hessian_top": float(np.mean([x["hessian_top"] for x in v])) if hessian else None,
+        "hessian_trace": float(np.mean([x["hessian_trace"] for x in v])) if hessian else None,
+    }]  # fmt: skip
+    total_epochs, total_seconds = float(np.sum(epochs)), float(np.sum(seconds))
+    for r in combined:
+        out.append({
+            "model": config["model"], "method": r["kind"], "seeds": len(v), "error_mean": r["error"],
+            "error_std": None, "effective_epochs": total_epochs, "wall_seconds": total_seconds,
+            "hessian_top": None, "hessian_trace": None,
+        })  # fmt: skip
+    return out
 
 
 EXPERIMENT = Experiment(
