@@ -54,7 +54,7 @@ def test_quick_run(tmp_path):
         "member_error_std", "member_train_error_mean", "member_hessian_top_mean", "member_hessian_trace_mean",
     }  # fmt: skip
     rows = results["models"]
-    # `runs`: the rows every comparison has (the keys), consistent with `models`
+    # `runs`: the rows every comparison has, consistent with `models`
     runs = results["runs"]
     kinds = ["ensemble", "naive-average", "aligned-average"]
     assert [r["method"] for r in runs] == ["SGD (each member)", *kinds]
