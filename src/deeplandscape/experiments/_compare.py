@@ -408,6 +408,52 @@ def method_units(config: dict[str, Any], methods: dict[str, Method]) -> list[Uni
     ]
 
 
+Run = tuple[Curves, nn.Module, torch.optim.Optimizer, dict[str, list[float]]]
+
+
+def search_then_seeds(
+    config: dict[str, Any],
+    one_run: Callable[[int, float], Run],
+    d: Tensors,
+    *,
+    task: Task = IMAGES,
+    factors: Sequence[float] | None = None,
+) -> tuple[dict[str, np.ndarray], float, nn.Module]:
+    """The protocol's loop over runs: ``one_run(seed, factor)`` for every factor (default
+    ``config['lr_factors']``) with seed 0, the best by final validation error, then ``config['seeds']``
+    seeds with it (the search's seed-0 run is kept as the first), each measured by the Hessian at its
+    solution (at the reference weights). Returns the arrays (curves, ``extra_*``, ``hessian_top``,
+    ``hessian_trace``, ``search_val_error``), the best factor and the last run's model."""
+    factors = list(config["lr_factors"] if factors is None else factors)
+    search: list[float] = []
+    best_run = None
+    for f in factors:
+        run = one_run(0, f)
+        search.append(float(run[0].val_error[-1]) if len(factors) > 1 else 0.0)
+        if search[-1] == min(search):
+            best_run = run
+    best = factors[int(np.argmin(search))]
+    runs, tops, traces, extras_all = [], [], [], []
+    for seed in range(config["seeds"]):
+        curves, model, optimizer, extras = best_run if seed == 0 else one_run(seed, best)
+        with reference(optimizer):
+            top, tr = hessian_at_solution(
+                model, d, samples=config["hessian_samples"], probes=config["hessian_probes"], seed=seed,
+                loss_fn=task.loss, mode=task.hessian_mode,
+            )  # fmt: skip
+        runs.append(curves)
+        tops.append(top)
+        traces.append(tr)
+        extras_all.append(extras)
+    arrays = {k: np.stack([getattr(c, k) for c in runs]) for k in Curves.__dataclass_fields__}
+    for k in extras_all[0]:
+        arrays[f"extra_{k}"] = np.array([e[k] for e in extras_all])
+    arrays["hessian_top"] = np.array(tops)
+    arrays["hessian_trace"] = np.array(traces)
+    arrays["search_val_error"] = np.array(search, dtype=float)
+    return arrays, best, model
+
+
 def run_method(
     config: dict[str, Any],
     model_name: str,
@@ -435,7 +481,7 @@ def run_method(
     epochs = config["epochs"] if epochs is None else epochs
     batch_size = config["batch_size"] if batch_size is None else batch_size
 
-    def one_run(seed: int, factor: float) -> tuple[Curves, nn.Module, torch.optim.Optimizer, dict]:
+    def one_run(seed: int, factor: float) -> Run:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = nets.get(model_name, seed=seed, **net_kwargs)
@@ -456,33 +502,7 @@ def run_method(
             )  # fmt: skip
         return curves, model, optimizer, extras
 
-    factors = config["lr_factors"]
-    search: list[float] = []
-    best_run = None
-    for f in factors:
-        run = one_run(0, f)
-        search.append(float(run[0].val_error[-1]) if len(factors) > 1 else 0.0)
-        if search[-1] == min(search):
-            best_run = run
-    best = factors[int(np.argmin(search))]
-    runs, tops, traces, extras_all = [], [], [], []
-    for seed in range(config["seeds"]):
-        curves, model, optimizer, extras = best_run if seed == 0 else one_run(seed, best)
-        with reference(optimizer):
-            top, tr = hessian_at_solution(
-                model, d, samples=config["hessian_samples"], probes=config["hessian_probes"], seed=seed,
-                loss_fn=task.loss, mode=task.hessian_mode,
-            )  # fmt: skip
-        runs.append(curves)
-        tops.append(top)
-        traces.append(tr)
-        extras_all.append(extras)
-    arrays = {k: np.stack([getattr(c, k) for c in runs]) for k in Curves.__dataclass_fields__}
-    for k in extras_all[0]:
-        arrays[f"extra_{k}"] = np.array([e[k] for e in extras_all])
-    arrays["hessian_top"] = np.array(tops)
-    arrays["hessian_trace"] = np.array(traces)
-    arrays["search_val_error"] = np.array(search, dtype=float)
+    arrays, best, model = search_then_seeds(config, one_run, d, task=task)
     return UnitResult(
         values={
             "model": model_name,

@@ -329,31 +329,20 @@ def run_replicated(
     """Like :func:`~deeplandscape.experiments._compare.run_method` for n replicas: step-size search on the
     validation split with seed 0 (if ``search``), then ``config['seeds']`` seeds, measured at the master."""
 
-    def one(seed: int, factor: float) -> ReplicaRun:
-        return train_replicas(
+    def one(seed: int, factor: float) -> C.Run:
+        run = train_replicas(
             config, model_name, method, replicas=replicas, fraction=fraction, seed=seed, factor=factor, d=d
         )
+        return run.curves, run.models[0], run.optimizer, {}
 
-    factors = config["lr_factors"] if search else [1.0]
-    scores = [one(0, f).curves.val_error[-1] for f in factors] if len(factors) > 1 else [0.0]
-    best = factors[int(np.argmin(scores))]
-    runs, tops, traces = [], [], []
-    for seed in range(config["seeds"]):
-        run = one(seed, best)
-        with C.reference(run.optimizer):
-            top, tr = _hessian(config, run.models[0], d, seed)
-        runs.append(run.curves)
-        tops.append(top)
-        traces.append(tr)
-    arrays = _curve_arrays(runs)
+    factors = None if search else [1.0]
+    arrays, best, model = C.search_then_seeds(config, one, d, factors=factors)
     sizes = sum(len(s) for s in replica_subsets(len(d.y), replicas, fraction, 0))
     arrays["epochs_per_replica"] = arrays["effective_epochs"] * len(d.y) / sizes
-    arrays.update(hessian_top=np.array(tops), hessian_trace=np.array(traces),
-                  search_val_error=np.array(scores, dtype=float))  # fmt: skip
     return UnitResult(
         values={
             "model": model_name, "method": method.label, "tuned": method.tune, "factor": best,
-            "parameters": nets.parameter_count(run.models[0]), "replicas": replicas,
+            "parameters": nets.parameter_count(model), "replicas": replicas,
             "data_fraction": fraction, "setting": setting_name(replicas, fraction),
         },
         arrays=arrays,
