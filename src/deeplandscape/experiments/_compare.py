@@ -78,6 +78,15 @@ def data_params(**overrides: Param) -> dict[str, Param]:
     return params
 
 
+# The shorter budget of the Thesis comparisons (entropy-sgd, relaxation, sgld) at the default scale.
+IMAGE_EPOCHS = Param(
+    "float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0, low=0.01
+)
+TWO_SEEDS = Param(
+    "int", 2, "seeds per method (same initializations and batch orders)", quick=1, paper=5, low=1
+)
+
+
 # ---------------------------------------------------------------------------------------------- data
 
 

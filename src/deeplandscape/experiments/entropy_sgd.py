@@ -74,10 +74,8 @@ PAPER = (
 
 PARAMS = C.data_params(
     entropy_momentum=C.ENTROPY_MOMENTUM,
-    epochs=Param("float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0,
-                 low=0.01),
-    seeds=Param("int", 2, "seeds per method (same initializations and batch orders)", quick=1, paper=5,
-                low=1),
+    epochs=C.IMAGE_EPOCHS,
+    seeds=C.TWO_SEEDS,
     models=Param("str", "mnistfc,lenet,char-lstm", "networks, comma-separated (char-lstm, char-lstm-2x128: "
                  "the character task)", quick="lenet,char-lstm", paper="mnistfc,lenet,char-lstm-2x128"),
     methods=Param("str", ",".join(METHODS), "methods of the image networks (" + ", ".join(METHODS) + ")"),

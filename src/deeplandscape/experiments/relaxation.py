@@ -57,12 +57,8 @@ PAPER = (
 
 PARAMS = C.data_params(
     entropy_momentum=C.ENTROPY_MOMENTUM,
-    epochs=Param(
-        "float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0, low=0.01
-    ),
-    seeds=Param(
-        "int", 2, "seeds per method (same initializations and batch orders)", quick=1, paper=5, low=1
-    ),
+    epochs=C.IMAGE_EPOCHS,
+    seeds=C.TWO_SEEDS,
     models=Param("str", "mnistfc,lenet", "networks, comma-separated", quick="lenet"),
     methods=Param("str", ",".join(METHODS), "methods, comma-separated (" + ", ".join(METHODS) + ")"),
 )

@@ -56,8 +56,7 @@ PAPER = (
 
 PARAMS = C.data_params(
     entropy_momentum=C.ENTROPY_MOMENTUM,
-    epochs=Param("float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0,
-                 low=0.01),
+    epochs=C.IMAGE_EPOCHS,
     models=Param("str", "lenet", "networks, comma-separated"),
     methods=Param("str", ",".join(METHODS), "methods, comma-separated (" + ", ".join(METHODS) + ")"),
     sgld_b=Param("float", 0.55, "exponent b of SGLD's step size η/(1+t)^b (Welling & Teh 2011)", low=0.0),
