@@ -753,7 +753,7 @@ def check_anneal(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]
             _no_worse,
             _show_errors,
         ),
-        _flatness_claim(results, "AnnealSGD", _ANNEAL, _exact("adam")),
+        _flatness_claim(results, "Beyond the paper: AnnealSGD", _ANNEAL, _exact("adam")),
     ]
 
 
