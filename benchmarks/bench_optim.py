@@ -49,6 +49,8 @@ def cnn() -> nn.Module:
 
 OPTIMIZERS = {
     "torch-sgd": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, foreach=True),
+    # AnnealSGD's base below: torch's own Nesterov path, for reference
+    "torch-sgd(nesterov)": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, nesterov=True, foreach=True),
     "anneal-sgd": lambda ps: dlo.AnnealSGD(ps, lr=0.01, momentum=0.9, nesterov=True, foreach=True, seed=0),
     "gradient-noise": lambda ps: dlo.GradientNoise(ps, lr=0.01, momentum=0.9, foreach=True, seed=0),
     "sgld": lambda ps: dlo.SGLD(ps, lr=0.01, seed=0),
@@ -104,36 +106,40 @@ def bench_model(
     runs = {}
     for opt_name, make_opt in OPTIMIZERS.items():
         model = copy.deepcopy(base_model)
-        runs[opt_name] = (model, make_opt(model.parameters()), [], [0])
+        runs[opt_name] = (model, make_opt(model.parameters()), [], [0], [])
     loss_fn = nn.CrossEntropyLoss()
 
-    def one_step(model, opt, counter):
+    def one_step(model, opt, counter) -> float:
+        """A training iteration; returns the time spent in ``opt.step()``."""
         x, y = batches[counter[0] % len(batches)]
         counter[0] += 1
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()
+        t0 = time.perf_counter()
         opt.step()
-        return loss
+        return time.perf_counter() - t0
 
-    for model, opt, _, counter in runs.values():  # warm-up (allocations, first-step state)
+    for model, opt, _, counter, _ in runs.values():  # warm-up (allocations, first-step state)
         for _ in range(3):
             one_step(model, opt, counter)
     for _ in range(rounds):
-        for model, opt, times, counter in runs.values():
+        for model, opt, times, counter, step_times in runs.values():
             t0 = time.perf_counter()
-            for _ in range(steps):
-                one_step(model, opt, counter)
+            in_step = sum(one_step(model, opt, counter) for _ in range(steps))
             wait_for_noise(opt)
             times.append((time.perf_counter() - t0) / steps)
+            step_times.append(in_step / steps)
     ref = statistics.median(runs["torch-sgd"][2])
     x, y = batches[0]
     out = {"params": num_params, "batch": int(x.shape[0]), "sgd_ms_per_step": 1e3 * ref, "optimizers": {}}
-    for opt_name, (model, opt, times, _) in runs.items():
+    for opt_name, (model, opt, times, _, step_times) in runs.items():
         with torch.no_grad():
             final_loss = loss_fn(model(x), y).item()
         out["optimizers"][opt_name] = {
             "ratio_vs_sgd": statistics.median(times) / ref,
+            # the part of a training iteration spent in step() (waits for noise drawn ahead included)
+            "step_ms": 1e3 * statistics.median(step_times),
             "state_buffers": round(state_buffers(opt, num_params), 3),
             "work_buffers": round(work_buffers(opt, num_params), 3),
             # a loss driven to ~0 makes gradients denormal and fwd/bwd slow: shown to rule that out
@@ -146,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds (smoke test)")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--mlp-batch", type=int, default=128)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: unchanged)"

@@ -80,6 +80,24 @@ def test_two_groups_sharing_the_generator_keep_the_synchronous_order():
     assert torch.equal(runs[True], runs[False])
 
 
+@pytest.mark.parametrize("name", sorted(NOISY))
+def test_turning_prefetch_off_mid_run_keeps_the_trajectory_and_frees_the_buffer(name):
+    runs = []
+    for switch in (False, True):  # synchronous all along; drawing ahead, then turned off with a draw pending
+        model = _model()
+        opt = _build(name, model.parameters(), prefetch=switch)
+        _steps(model, opt, range(4))
+        if switch:
+            assert "_prefetch" in opt.__dict__
+            opt.prefetch_noise = False
+            assert "_prefetch" not in opt.__dict__
+            assert not [key for key in opt.__dict__["_scratch"] if key[0] == "noise-ahead"]
+        _steps(model, opt, range(4, 8))
+        assert "_prefetch" not in opt.__dict__
+        runs.append(_flat(model))
+    assert torch.equal(runs[0], runs[1])
+
+
 @pytest.mark.parametrize("name", ["sgld", "entropy-sgd"])
 def test_checkpoint_with_a_draw_pending_resumes_bit_for_bit(name):
     model = _model()

@@ -164,6 +164,28 @@ def test_hj_is_the_last_inner_iterate_without_noise():
 
 
 @pytest.mark.parametrize("foreach", [False, True])
+def test_entropy_sgd_alpha_changed_within_a_cycle_follows_line_5_step_by_step(foreach):
+    # α = 0 keeps no average (z is y itself); switching it off and on again inside a cycle must still give
+    # z_ℓ = α_ℓ z_{ℓ-1} + (1 − α_ℓ) y_ℓ at every step, from z_0 = x.
+    alphas, eta, gamma, lr = (0.25, 0.25, 0.0, 0.0, 0.5, 0.25), 0.02, 0.5, 0.8
+    w = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
+    kw = dict(lr=lr, inner_lr=eta, L=len(alphas), gamma=gamma, scoping=0.0, noise=0.0, momentum=0.0)
+    opt = dlo.EntropySGD([w], foreach=foreach, **kw)
+    for alpha in alphas:
+        opt.param_groups[0]["alpha"] = alpha
+        opt.zero_grad()
+        rosenbrock(w).backward()
+        opt.step()
+    x = torch.tensor(W0, dtype=torch.float64)
+    y, z = x.clone(), x.clone()
+    for alpha in alphas:
+        y = y - eta * (_grad(y) + (y - x) / gamma)
+        z = alpha * z + (1 - alpha) * y
+    x = x - lr * (x - z)
+    assert (w.detach() - x).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("foreach", [False, True])
 def test_heat_is_equation_4_43(foreach):
     K, L, lr, gamma, scoping = 5, 4, 0.01, 0.02, 0.2
     w, opt = _run(

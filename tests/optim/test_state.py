@@ -137,7 +137,7 @@ EXPECTED_STATE = {
     "sgld": set(),
     "entropy-sgd": {"reference", "average", "inner_momentum", "outer_momentum"},
     "entropy-adam": {"reference", "average", "inner_momentum", "exp_avg", "exp_avg_sq"},
-    "hj": {"reference", "average", "inner_momentum", "outer_momentum"},
+    "hj": {"reference", "inner_momentum", "outer_momentum"},  # α = 0: z is y, no buffer
     "heat": {"reference", "grad_sum", "outer_momentum"},
 }
 

@@ -121,19 +121,14 @@ class RecordedGradientNoise(GradientNoise):
     a parameter-sized copy.
     """
 
-    def _perturb_into(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        outs: list[Tensor],
-        foreach: bool,
-    ) -> None:
+    def _perturbed_grads(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+    ) -> list[Tensor]:
         records = self.__dict__.setdefault("_records", {})
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         states = {str(p.device): self.generator(p.device).get_state() for p in params}
         records[index] = (list(params), states)
-        super()._perturb_into(group, params, grads, outs, foreach)
+        return super()._perturbed_grads(group, params, grads, foreach)
 
     def last_noise(self) -> dict[Tensor, Tensor]:
         """The standard-normal ε of the latest step, per parameter ({} before the first step)."""

@@ -187,14 +187,29 @@ class SeededOptimizer(Optimizer):
     ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
     """
 
-    prefetch_noise: bool = True
-
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], seed: int | None = None) -> None:
         if seed is not None:
             check("seed", seed, low=0, integer=True)
         self._seed = draw_seed() if seed is None else int(seed)
         self._generators: dict[str, torch.Generator] = {}
         super().__init__(params, defaults)
+
+    @property
+    def prefetch_noise(self) -> bool:
+        """Whether the next step's noise is drawn ahead on the worker thread (CPU; default ``True``).
+
+        Turning it off gives back a draw in progress and frees the buffers it was drawn into.
+        """
+        return self.__dict__.get("_prefetch_noise", True)
+
+    @prefetch_noise.setter
+    def prefetch_noise(self, on: bool) -> None:
+        self.__dict__["_prefetch_noise"] = bool(on)
+        if not on:
+            self._give_back_prefetch()
+            scratch = self.__dict__.get("_scratch", {})
+            for key in [k for k in scratch if k[0] == "noise-ahead"]:
+                del scratch[key]
 
     @property
     def seed(self) -> int:

@@ -33,7 +33,7 @@ class PerturbedGradientOptimizer(SeededOptimizer):
     """Run ``base(params, **base_kwargs)`` on g + δ, where subclasses define δ per step.
 
     Subclasses implement :meth:`_perturbs` (is δ ≠ 0? otherwise the base optimizer sees g itself) and
-    :meth:`_perturb_into`, writing g + δ into per-parameter work buffers. The group counter
+    :meth:`_perturbed_grads`, returning g + δ in per-parameter work buffers. The group counter
     ``group["step"]`` (mini-batch steps taken by that group) is saved with the param groups.
     """
 
@@ -74,15 +74,10 @@ class PerturbedGradientOptimizer(SeededOptimizer):
         """Whether δ ≠ 0 for this group at its current step (subclasses)."""
         raise NotImplementedError
 
-    def _perturb_into(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        outs: list[Tensor],
-        foreach: bool,
-    ) -> None:
-        """Write g + δ into ``outs`` for ``params`` (group members with a gradient) (subclasses)."""
+    def _perturbed_grads(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+    ) -> list[Tensor]:
+        """g + δ for ``params`` (group members with a gradient), in work buffers (subclasses)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -95,8 +90,7 @@ class PerturbedGradientOptimizer(SeededOptimizer):
             for group, (params, grads) in zip(self.param_groups, work, strict=True):
                 if not params or not self._perturbs(group):
                     continue
-                outs = [self.scratch(p, "grad") for p in params]
-                self._perturb_into(group, params, grads, outs, use_foreach(group.get("foreach"), params))
+                outs = self._perturbed_grads(group, params, grads, use_foreach(group.get("foreach"), params))
                 for p, g, new in zip(params, grads, outs, strict=True):
                     originals.append((p, g))
                     p.grad = new

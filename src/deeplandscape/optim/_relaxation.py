@@ -19,7 +19,6 @@ evaluating (it overwrites the running statistics with those of x).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,78 +83,3 @@ def zeros_buffer(state: dict[str, Any], key: str, p: Tensor) -> Tensor:
     if buf is None:
         buf = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
     return buf
-
-
-def momentum_update_(
-    xs: list[Tensor],
-    ds: list[Tensor],
-    bufs: list[Tensor],
-    *,
-    lr: float,
-    momentum: float,
-    nesterov: bool,
-    foreach: bool,
-) -> None:
-    """x ← x − lr·M(d) in place, M as ``torch.optim.SGD``'s momentum (no dampening).
-
-    b ← μb + d; M(d) = d + μb (Nesterov) or b (heavy ball); μ = 0 gives x ← x − lr·d. The Nesterov
-    direction is applied as two in-place additions, so no parameter-sized temporary is allocated.
-    """
-    if momentum == 0:
-        if foreach:
-            torch._foreach_add_(xs, ds, alpha=-lr)
-        else:
-            for x, d in zip(xs, ds, strict=True):
-                x.add_(d, alpha=-lr)
-        return
-    if foreach:
-        torch._foreach_mul_(bufs, momentum)
-        torch._foreach_add_(bufs, ds)
-        if nesterov:
-            torch._foreach_add_(xs, ds, alpha=-lr)
-            torch._foreach_add_(xs, bufs, alpha=-lr * momentum)
-        else:
-            torch._foreach_add_(xs, bufs, alpha=-lr)
-        return
-    for x, d, b in zip(xs, ds, bufs, strict=True):
-        b.mul_(momentum).add_(d)
-        if nesterov:
-            x.add_(d, alpha=-lr)
-            x.add_(b, alpha=-lr * momentum)
-        else:
-            x.add_(b, alpha=-lr)
-
-
-def adam_update(
-    xs: list[Tensor],
-    ds: list[Tensor],
-    ms: list[Tensor],
-    vs: list[Tensor],
-    *,
-    t: int,
-    lr: float,
-    betas: tuple[float, float],
-    eps: float,
-    foreach: bool,
-) -> None:
-    """Adam (Kingma & Ba 2014) on the direction ``ds`` at Adam step t ≥ 1, written as ``torch.optim.Adam``.
-
-    m ← β1 m + (1 − β1) d, v ← β2 v + (1 − β2) d², x ← x − lr·(m/(1 − β1^t)) / (√(v/(1 − β2^t)) + eps).
-    """
-    beta1, beta2 = betas
-    step_size = lr / (1.0 - beta1**t)
-    bc2_sqrt = math.sqrt(1.0 - beta2**t)
-    if foreach:
-        torch._foreach_lerp_(ms, ds, 1.0 - beta1)
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, ds, ds, value=1.0 - beta2)
-        denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, bc2_sqrt)
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(xs, ms, denom, value=-step_size)
-        return
-    for x, d, m, v in zip(xs, ds, ms, vs, strict=True):
-        m.lerp_(d, 1.0 - beta1)
-        v.mul_(beta2).addcmul_(d, d, value=1.0 - beta2)
-        denom = (v.sqrt() / bc2_sqrt).add_(eps)
-        x.addcdiv_(m, denom, value=-step_size)

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from . import _kernels as K
 from ._common import check
 from ._perturbed import PerturbedGradientOptimizer
 
@@ -212,23 +213,13 @@ class AnnealSGD(PerturbedGradientOptimizer):
     def _perturbs(self, group: dict[str, Any]) -> bool:
         return group["J"] != 0
 
-    def _perturb_into(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        outs: list[Tensor],
-        foreach: bool,
-    ) -> None:
-        """outs ← ∇f + s_i h (Alg. 1 line 10)."""
-        s = self.scale(group)
-        fields = [self.state[p]["field"] for p in params]
-        if foreach:
-            torch._foreach_copy_(outs, grads)
-            torch._foreach_add_(outs, fields, alpha=s)
-        else:
-            for o, g, h in zip(outs, grads, fields, strict=True):
-                o.copy_(g).add_(h, alpha=s)
+    def _perturbed_grads(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+    ) -> list[Tensor]:
+        """∇f + s_i h (Alg. 1 line 10), in work buffers."""
+        outs = [self.scratch(p, "grad") for p in params]
+        K.sum_into_(outs, grads, [self.state[p]["field"] for p in params], self.scale(group), foreach)
+        return outs
 
     @torch.no_grad()
     def alignment(self) -> float:

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _kernels as K
 from ._common import check, closure_loss, collect_grads, use_foreach
-from ._relaxation import RelaxationOptimizer, adam_update, momentum_update_, zeros_buffer
+from ._relaxation import RelaxationOptimizer, zeros_buffer
 
 
 class EntropySGD(RelaxationOptimizer):
@@ -51,9 +52,10 @@ class EntropySGD(RelaxationOptimizer):
         seed: seed of the thermal noise (``None``: drawn from torch's global generator).
         foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a tensor is sparse).
 
-    State per parameter: ``reference`` (x), ``average`` (z), ``inner_momentum``, ``outer_momentum`` (when
-    momentum > 0). A parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its
-    group's); a parameter that never had a gradient holds no state and is never moved.
+    State per parameter: ``reference`` (x), ``average`` (z; none when α = 0, where z is the last inner
+    iterate y, which the parameter holds), ``inner_momentum``, ``outer_momentum`` (when momentum > 0). A
+    parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its group's); a
+    parameter that never had a gradient holds no state and is never moved.
     """
 
     def _extra_defaults(self) -> dict[str, Any]:
@@ -110,18 +112,22 @@ class EntropySGD(RelaxationOptimizer):
         self._check_knobs(param_group)
 
     def _new_state(self, p: Tensor, group: dict[str, Any]) -> None:
-        state = self.state[p]
-        state["reference"] = p.detach().clone()
-        state["average"] = p.detach().clone()
+        self.state[p]["reference"] = p.detach().clone()
+
+    def _averages(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
+        """z of Alg. 2 line 5 for ``params``: the average, or with α = 0 the last inner iterate y itself."""
+        if group["alpha"] == 0:
+            return list(params)
+        return [self.state[p]["average"] for p in params]
 
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← x − η′·M′(x − z) (Thesis §3.2.3)."""
         xs = [self.state[p]["reference"] for p in params]
-        zs = [self.state[p]["average"] for p in params]
+        zs = self._averages(group, params)
         ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
-        momentum_update_(
+        K.momentum_step_(
             xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
         )
 
@@ -143,12 +149,17 @@ class EntropySGD(RelaxationOptimizer):
                 self._new_state(p, group)
         tracked = [p for p in group["params"] if "reference" in self.state.get(p, {})]
         mu = group["momentum"]
-        if group["cycle_step"] == 0:  # Alg. 2 line 1: y, z ← x (y = x already holds)
-            for p in tracked:
-                st = self.state[p]
+        averaged = group["alpha"] != 0
+        for p in tracked:
+            st = self.state[p]
+            if not averaged:  # α = 0 (HJ): z is the last iterate y itself, no buffer
+                st.pop("average", None)
+            elif "average" not in st:  # a first step, or α was 0 until now (so z = y)
+                st["average"] = p.detach().clone()
+            elif group["cycle_step"] == 0:  # Alg. 2 line 1: z ← x (y = x already holds)
                 st["average"].copy_(st["reference"])
-                if mu != 0:
-                    zeros_buffer(st, "inner_momentum", p).zero_()
+            if group["cycle_step"] == 0 and mu != 0:
+                zeros_buffer(st, "inner_momentum", p).zero_()
         gamma_t = self.scope(group)
         if gamma_t == 0:
             raise FloatingPointError(
@@ -158,36 +169,23 @@ class EntropySGD(RelaxationOptimizer):
         coupling = 0.0 if math.isinf(gamma_t) else 1.0 / gamma_t
         eta = group["inner_lr"]
         std = math.sqrt(2.0 * eta * group["noise"])
-        noises = self.randn_like_params(params) if std > 0 else None
-        xs = [self.state[p]["reference"] for p in params]
-        bufs = [zeros_buffer(self.state[p], "inner_momentum", p) for p in params] if mu != 0 else []
-        langevin_step(
+        K.coupled_sgd_step_(
             params,
             grads,
-            xs,
-            bufs,
-            noises,
-            inner_lr=eta,
-            coupling=coupling,
+            [self.state[p]["reference"] for p in params],
+            [self.state[p] for p in params],
+            "inner_momentum",
+            lr=eta,
+            c=coupling,
             weight_decay=group["weight_decay"],
             momentum=mu,
             nesterov=group["nesterov"],
-            noise_std=std,
             foreach=foreach,
         )
-        zs = [self.state[p]["average"] for p in tracked]
-        weight = 1.0 - group["alpha"]
-        if weight == 1.0:  # α = 0 (HJ): z = y; a copy, which is what lerp with weight 1 returns
-            if foreach:
-                torch._foreach_copy_(zs, tracked)
-            else:
-                for z, y in zip(zs, tracked, strict=True):
-                    z.copy_(y)
-        elif foreach:
-            torch._foreach_lerp_(zs, tracked, weight)
-        else:
-            for z, y in zip(zs, tracked, strict=True):
-                z.lerp_(y, weight)
+        if std > 0:
+            K.add_(params, self.randn_like_params(params), std, foreach)
+        if averaged:  # Alg. 2 line 5: z ← αz + (1 − α)y
+            K.lerp_([self.state[p]["average"] for p in tracked], tracked, 1.0 - group["alpha"], foreach)
         group["step"] += 1
         group["cycle_step"] += 1
         if group["cycle_step"] >= group["L"]:
@@ -263,11 +261,11 @@ class EntropyAdam(EntropySGD):
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← Adam(x, d = x − z) with lr = η′ (Thesis §3.3.5)."""
         xs = [self.state[p]["reference"] for p in params]
-        zs = [self.state[p]["average"] for p in params]
+        zs = self._averages(group, params)
         ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
         ms = [zeros_buffer(self.state[p], "exp_avg", p) for p in params]
         vs = [zeros_buffer(self.state[p], "exp_avg_sq", p) for p in params]
-        adam_update(
+        K.adam_step_(
             xs,
             ds,
             ms,
@@ -278,43 +276,3 @@ class EntropyAdam(EntropySGD):
             eps=group["eps"],
             foreach=foreach,
         )
-
-
-def langevin_step(
-    ys: list[Tensor],
-    grads: list[Tensor],
-    xs: list[Tensor],
-    bufs: list[Tensor],
-    noises: list[Tensor] | None,
-    *,
-    inner_lr: float,
-    coupling: float,
-    weight_decay: float,
-    momentum: float,
-    nesterov: bool,
-    noise_std: float,
-    foreach: bool,
-) -> None:
-    """One step of Thesis Alg. 2 lines 3–4 in place on ``ys``, with momentum M on the gradient of f.
-
-    y ← y − η c (y − x) − η M(g + λy) + σε, with c = γ^{-1}, σ = √(2ηβ^{-1}) and ``noises`` = ε. Without
-    momentum this is line 4 with dy = g + λy + c(y − x) of line 3; the coupling is applied as
-    y ← y + ηc(x − y) (a ``lerp``), which needs no temporary buffer.
-    """
-    c, wd = coupling, weight_decay
-    if foreach:
-        ds = torch._foreach_add(grads, ys, alpha=wd) if wd != 0 else grads
-        if c != 0:
-            torch._foreach_lerp_(ys, xs, inner_lr * c)
-    else:
-        ds = [g.add(y, alpha=wd) if wd != 0 else g for y, g in zip(ys, grads, strict=True)]
-        if c != 0:
-            for y, x in zip(ys, xs, strict=True):
-                y.lerp_(x, inner_lr * c)
-    momentum_update_(ys, ds, bufs, lr=inner_lr, momentum=momentum, nesterov=nesterov, foreach=foreach)
-    if noises is not None:
-        if foreach:
-            torch._foreach_add_(ys, noises, alpha=noise_std)
-        else:
-            for y, e in zip(ys, noises, strict=True):
-                y.add_(e, alpha=noise_std)

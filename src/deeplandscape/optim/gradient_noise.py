@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from . import _kernels as K
 from ._common import check
 from ._perturbed import PerturbedGradientOptimizer
 
@@ -67,20 +68,11 @@ class GradientNoise(PerturbedGradientOptimizer):
     def _perturbs(self, group: dict[str, Any]) -> bool:
         return group["eta"] != 0
 
-    def _perturb_into(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        outs: list[Tensor],
-        foreach: bool,
-    ) -> None:
-        """outs ← g + σ_t ε with ε ∼ N(0, I) drawn in parameter order."""
+    def _perturbed_grads(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+    ) -> list[Tensor]:
+        """g + σ_t ε with ε ∼ N(0, I) drawn in parameter order, written over the noise buffers."""
         std = noise_std(group["step"], group["eta"], group["gamma"])
         noises = self.randn_like_params(params)
-        if foreach:
-            torch._foreach_copy_(outs, grads)
-            torch._foreach_add_(outs, noises, alpha=std)
-        else:
-            for o, g, n in zip(outs, grads, noises, strict=True):
-                torch.add(g, n, alpha=std, out=o)
+        K.sum_into_(noises, grads, noises, std, foreach)
+        return noises

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _kernels as K
 from ._common import check, closure_loss, collect_grads, use_foreach
-from ._relaxation import RelaxationOptimizer, momentum_update_, zeros_buffer
+from ._relaxation import RelaxationOptimizer, zeros_buffer
 
 
 class Heat(RelaxationOptimizer):
@@ -96,16 +97,10 @@ class Heat(RelaxationOptimizer):
             return
         xs = [self.state[p]["reference"] for p in params]
         std = math.sqrt(self.scope(group))
-        noises = self.randn_like_params(params) if std > 0 else None
-        if foreach:
-            torch._foreach_copy_(params, xs)
-            if noises is not None:
-                torch._foreach_add_(params, noises, alpha=std)
-            return
-        for i, (p, x) in enumerate(zip(params, xs, strict=True)):
-            p.copy_(x)
-            if noises is not None:
-                p.add_(noises[i], alpha=std)
+        if std > 0:
+            K.sum_into_(params, xs, self.randn_like_params(params), std, foreach)
+        else:
+            K.copy_(params, xs, foreach)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
@@ -148,7 +143,7 @@ class Heat(RelaxationOptimizer):
         ds = torch._foreach_div(sums, L) if foreach else [s.div(L) for s in sums]
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
-        momentum_update_(
+        K.momentum_step_(
             xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
         )
         if foreach:

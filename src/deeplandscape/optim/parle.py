@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import _parle_kernels as K
+from . import _kernels as K
 from ._common import closure_loss
 from ._parle_data import split_dataset
 from ._parle_replicas import (

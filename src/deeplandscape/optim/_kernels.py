@@ -1,12 +1,20 @@
-"""Tensor kernels of Elastic-SGD and Parle: a single-tensor reference path and a ``torch._foreach_*`` path.
+"""Tensor kernels shared by the optimizers (Entropy-SGD, HJ, Heat, Elastic-SGD, Parle, GradientNoise): a
+single-tensor reference path and a ``torch._foreach_*`` path.
 
-Both paths evaluate the same formulas in the same order, so they agree to rounding (tested):
+Both paths evaluate the same formulas, so they agree to rounding (tested):
 
-- coupled SGD step   p ← p − lr·[M(∇f_b(p) + λp) + c(p − a)]   (Thesis eq. (5.4a): a = x, c = 1/ρ_k;
-                     eq. (5.8a): a = x^a, c = 1/γ_k; λ = weight decay; M = momentum as torch.optim.SGD)
+- momentum step      p ← p − lr·M(d),  b ← μb + d                (M = momentum as torch.optim.SGD)
+- coupled SGD step   p ← p − lr·[M(∇f_b(p) + λp) + c(p − a)]   (Thesis Alg. 2 line 4 and eq. (5.8a):
+                     a = x^a, c = 1/γ; eq. (5.4a): a = x, c = 1/ρ_k; λ = weight decay)
+- Adam step          Adam (Kingma & Ba 2014) on a direction d, as torch.optim.Adam
 - Parle outer step   D = (x^a − z^a) + (x^a − x)/ρ_k          (Thesis eq. (5.8c) with η(1) = ηγ_k, η(2) = η)
 
 γ or ρ = ∞ drops its term, which is what makes the degenerate cases of Thesis §5.3.1 exact.
+
+The steps are memory-bound: their cost is the number of parameter-sized arrays they stream. Where it
+applies, the ``foreach`` path runs torch's fused optimizer kernels (``torch._fused_sgd_``,
+``torch._fused_adam_``: the kernels of ``torch.optim.SGD(fused=True)`` and ``Adam(fused=True)``), which
+read and write each array once.
 """
 
 from __future__ import annotations
@@ -56,23 +64,11 @@ def coupled_sgd_step_(
             if key not in st:
                 st[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             bufs.append(st[key])
-        if foreach and weight_decay == 0 and _fusable(ps, gs):
-            # the same update in two passes: the pull first (it reads the old p), then torch's fused SGD
-            # kernel for p ← p − lr·M(g), b ← μb + g (buffers start at zero: not a "first step")
+        if foreach and weight_decay == 0 and _fusable(ps, gs, "_fused_sgd_"):
+            # the same update in two passes: the pull first (it reads the old p), then the momentum step
             if c != 0:
                 lerp_(ps, anchors, lr * c, foreach)
-            torch._fused_sgd_(
-                ps,
-                gs,
-                bufs,
-                weight_decay=0.0,
-                momentum=momentum,
-                lr=lr,
-                dampening=0.0,
-                nesterov=nesterov,
-                maximize=False,
-                is_first_step=False,
-            )
+            momentum_step_(ps, gs, bufs, lr=lr, momentum=momentum, nesterov=nesterov, foreach=True)
             return
         _axpby(bufs, momentum, [(gs, 1.0), (ps, weight_decay)], foreach)
         if not nesterov:
@@ -89,9 +85,10 @@ def coupled_sgd_step_(
         add_(ps, bufs, -lr * momentum, foreach)
 
 
-def _fusable(ps: list[Tensor], gs: list[Tensor]) -> bool:
-    """Whether torch's fused SGD kernel applies: dense floating tensors on one device, of one dtype."""
-    if not hasattr(torch, "_fused_sgd_"):
+def _fusable(ps: list[Tensor], gs: list[Tensor], kernel: str) -> bool:
+    """Whether torch's fused optimizer ``kernel`` applies: dense floating tensors on one device (CPU or
+    CUDA), of one dtype."""
+    if not ps or not hasattr(torch, kernel):
         return False
     p0 = ps[0]
     if p0.device.type not in ("cpu", "cuda") or not p0.is_floating_point():
@@ -99,6 +96,98 @@ def _fusable(ps: list[Tensor], gs: list[Tensor]) -> bool:
     return all(
         t.device == p0.device and t.dtype == p0.dtype and not t.is_sparse for group in (ps, gs) for t in group
     )
+
+
+def momentum_step_(
+    ps: list[Tensor],
+    ds: list[Tensor],
+    bufs: list[Tensor],
+    *,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    foreach: bool,
+) -> None:
+    """p ← p − lr·M(d) in place, M as ``torch.optim.SGD``'s momentum (no dampening).
+
+    b ← μb + d; M(d) = d + μb (Nesterov) or b (heavy ball); μ = 0 gives p ← p − lr·d. Buffers that start
+    at zero give ``torch.optim.SGD``'s first step (b = d). On the ``foreach`` path the update is torch's
+    fused SGD kernel (one pass over p, d and b); otherwise the Nesterov direction is applied as two in-place
+    additions, so no parameter-sized temporary is allocated.
+    """
+    if momentum == 0:
+        add_(ps, ds, -lr, foreach)
+        return
+    if foreach and _fusable(ps, ds, "_fused_sgd_"):
+        torch._fused_sgd_(
+            ps,
+            ds,
+            bufs,
+            weight_decay=0.0,
+            momentum=momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=nesterov,
+            maximize=False,
+            is_first_step=False,
+        )
+        return
+    if foreach:
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, ds)
+    else:
+        for b, d in zip(bufs, ds, strict=True):
+            b.mul_(momentum).add_(d)
+    if nesterov:
+        add_(ps, ds, -lr, foreach)
+        add_(ps, bufs, -lr * momentum, foreach)
+    else:
+        add_(ps, bufs, -lr, foreach)
+
+
+def adam_step_(
+    ps: list[Tensor],
+    ds: list[Tensor],
+    ms: list[Tensor],
+    vs: list[Tensor],
+    *,
+    t: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    foreach: bool,
+) -> None:
+    """Adam (Kingma & Ba 2014) on the direction ``ds`` at Adam step t ≥ 1, written as ``torch.optim.Adam``.
+
+    m ← β1 m + (1 − β1) d, v ← β2 v + (1 − β2) d², p ← p − lr·(m/(1 − β1^t)) / (√(v/(1 − β2^t)) + eps).
+    The ``foreach`` path is torch's fused Adam kernel (one pass over p, d, m and v).
+    """
+    beta1, beta2 = betas
+    if foreach and _fusable(ps, ds, "_fused_adam_"):
+        step = torch.tensor(float(t), dtype=torch.float32, device=ps[0].device)
+        torch._fused_adam_(
+            ps,
+            ds,
+            ms,
+            vs,
+            [],
+            [step] * len(ps),
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
+        )
+        return
+    step_size = lr / (1.0 - beta1**t)
+    bc2_sqrt = math.sqrt(1.0 - beta2**t)
+    for p, d, m, v in zip(ps, ds, ms, vs, strict=True):
+        m.lerp_(d, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(d, d, value=1.0 - beta2)
+        denom = (v.sqrt() / bc2_sqrt).add_(eps)
+        p.addcdiv_(m, denom, value=-step_size)
 
 
 def _axpby(ys: list[Tensor], scale: float, terms: list[tuple[list[Tensor], float]], foreach: bool) -> None:
@@ -151,6 +240,28 @@ def add_(ps: list[Tensor], ds: list[Tensor], alpha: float, foreach: bool) -> Non
     else:
         for p, d in zip(ps, ds, strict=True):
             p.add_(d, alpha=alpha)
+
+
+def sum_into_(outs: list[Tensor], xs: list[Tensor], ds: list[Tensor], alpha: float, foreach: bool) -> None:
+    """out ← x + α d, in one pass per tensor (``outs`` may be ``ds`` itself).
+
+    ``torch.add(x, d, alpha=α, out=out)`` tensor by tensor: on the CPU the ``foreach`` kernels are loops over
+    the same per-tensor kernels, and there is no ``foreach`` form with ``out``. On other devices the
+    ``foreach`` path takes two launches for the whole list (a copy of x, or a scaling of d in place, and an
+    add).
+    """
+    if not outs:
+        return
+    if foreach and outs[0].device.type != "cpu":
+        if all(out is d for out, d in zip(outs, ds, strict=True)):
+            torch._foreach_mul_(outs, alpha)
+            torch._foreach_add_(outs, xs)
+        else:
+            torch._foreach_copy_(outs, xs)
+            torch._foreach_add_(outs, ds, alpha=alpha)
+        return
+    for out, x, d in zip(outs, xs, ds, strict=True):
+        torch.add(x, d, alpha=alpha, out=out)
 
 
 def lerp_(zs: list[Tensor], ys: list[Tensor], weight: float, foreach: bool) -> None:
