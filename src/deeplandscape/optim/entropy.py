@@ -53,7 +53,9 @@ class EntropySGD(RelaxationOptimizer):
         foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a tensor is sparse).
 
     State per parameter: ``reference`` (x), ``average`` (z; none when α = 0, where z is the last inner
-    iterate y, which the parameter holds), ``inner_momentum``, ``outer_momentum`` (when momentum > 0). A
+    iterate y, which the parameter holds; after the L-th step of a cycle it holds that outer update's
+    direction x − z until the next cycle starts it from x), ``inner_momentum``, ``outer_momentum`` (when
+    momentum > 0). A
     parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its group's); a
     parameter that never had a gradient holds no state and is never moved.
     """
@@ -114,17 +116,21 @@ class EntropySGD(RelaxationOptimizer):
     def _new_state(self, p: Tensor, group: dict[str, Any]) -> None:
         self.state[p]["reference"] = p.detach().clone()
 
-    def _averages(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
-        """z of Alg. 2 line 5 for ``params``: the average, or with α = 0 the last inner iterate y itself."""
-        if group["alpha"] == 0:
-            return list(params)
-        return [self.state[p]["average"] for p in params]
+    def _outer_direction(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> list[Tensor]:
+        """x − z at the end of a cycle, z being the average or, with α = 0, the last inner iterate y itself.
+
+        Written over z (or y): both restart from x after the outer update, and reusing them spares a
+        parameter-sized allocation per outer step.
+        """
+        xs = [self.state[p]["reference"] for p in params]
+        zs = list(params) if group["alpha"] == 0 else [self.state[p]["average"] for p in params]
+        K.sum_into_(zs, xs, zs, -1.0, foreach)
+        return zs
 
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← x − η′·M′(x − z) (Thesis §3.2.3)."""
         xs = [self.state[p]["reference"] for p in params]
-        zs = self._averages(group, params)
-        ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
+        ds = self._outer_direction(group, params, foreach)
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         K.momentum_step_(
@@ -261,8 +267,7 @@ class EntropyAdam(EntropySGD):
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← Adam(x, d = x − z) with lr = η′ (Thesis §3.3.5)."""
         xs = [self.state[p]["reference"] for p in params]
-        zs = self._averages(group, params)
-        ds = torch._foreach_sub(xs, zs) if foreach else [x.sub(z) for x, z in zip(xs, zs, strict=True)]
+        ds = self._outer_direction(group, params, foreach)
         ms = [zeros_buffer(self.state[p], "exp_avg", p) for p in params]
         vs = [zeros_buffer(self.state[p], "exp_avg_sq", p) for p in params]
         K.adam_step_(

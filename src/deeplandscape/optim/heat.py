@@ -140,11 +140,15 @@ class Heat(RelaxationOptimizer):
         xs = [self.state[p]["reference"] for p in params]
         sums = [self.state[p]["grad_sum"] for p in params]
         L = group["cycle_step"]
-        ds = torch._foreach_div(sums, L) if foreach else [s.div(L) for s in sums]
+        if foreach:  # Σ/L in place: Σ restarts from 0 below
+            torch._foreach_div_(sums, L)
+        else:
+            for s in sums:
+                s.div_(L)
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         K.momentum_step_(
-            xs, ds, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
+            xs, sums, bufs, lr=group["lr"], momentum=mu, nesterov=group["nesterov"], foreach=foreach
         )
         if foreach:
             torch._foreach_zero_(sums)
