@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+from torch._utils import _unflatten_dense_tensors
 
 from ._parle_replicas import LocalMean, ReplicaMean
 from .elastic import ElasticSGD
@@ -42,6 +42,9 @@ class ProcessGroupMean:
         self.n_replicas = dist.get_world_size(process_group)
         self.first_replica = dist.get_rank(process_group)
         self.collectives = 0
+        # one flat buffer per (device, dtype), reused from one average to the next: a fresh parameter-sized
+        # allocation costs its page faults at every outer step. Taken out while an average is in flight.
+        self._flats: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     def mean_(self, out: list[Tensor], replicas: list[list[Tensor]]) -> Callable[[], None]:
         (xs,) = replicas
@@ -49,18 +52,23 @@ class ProcessGroupMean:
         for i, x in enumerate(xs):
             buckets.setdefault((x.device, x.dtype), []).append(i)
         pending = []
-        for idx in buckets.values():
-            flat = _flatten_dense_tensors([xs[i] for i in idx])  # a copy: xs may change before finish()
+        for key, idx in buckets.items():
+            numel = sum(xs[i].numel() for i in idx)
+            flat = self._flats.pop(key, None)
+            if flat is None or flat.numel() != numel:
+                flat = torch.empty(numel, device=key[0], dtype=key[1])
+            torch.cat([xs[i].reshape(-1) for i in idx], out=flat)  # a copy: xs may change before finish()
             work = dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group, async_op=True)
             self.collectives += 1
-            pending.append((idx, flat, work))
+            pending.append((key, idx, flat, work))
 
         def finish() -> None:
-            for idx, flat, work in pending:
+            for key, idx, flat, work in pending:
                 work.wait()
                 flat.div_(self.n_replicas)
                 for i, t in zip(idx, _unflatten_dense_tensors(flat, [out[i] for i in idx]), strict=True):
                     out[i].copy_(t)
+                self._flats[key] = flat
 
         return finish
 
