@@ -126,27 +126,41 @@ def test_checkpoint_with_a_draw_pending_resumes_bit_for_bit(name):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_draws_with_its_own_worker():
-    # The parent's worker thread does not exist in a child made by fork; the child must not wait for it.
-    model = _model()
-    opt = _build("sgld", model.parameters(), True)
-    _steps(model, opt, range(2))
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: two more steps, then report the parameters' checksum
+    # The process forks right after a step, while the worker is drawing the next step's 4 M numbers
+    # (≈ 10 ms): the draw must finish before the fork (the child has no worker thread to finish it, and must
+    # not inherit a generator caught mid-draw), and the child must draw ahead with a worker of its own.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # no OpenMP region in the child (OpenMP is not fork-safe)
+    try:
+        w = nn.Parameter(torch.zeros(4_000_000))
+        opt = optim.SGLD([w], lr=0.01, temperature=0.1, seed=5)
+
+        def step():
+            w.grad = torch.ones_like(w)
+            opt.step()
+
+        step()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: two more steps, then report the parameters' checksum
+            os.close(read)
+            step()
+            step()
+            os.write(write, repr(float(w.detach().double().sum())).encode())
+            os._exit(0)
+        os.close(write)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung waiting for the parent's worker thread")
+        child_sum = float(os.read(read, 100).decode())
         os.close(read)
-        _steps(model, opt, range(2, 4))
-        os.write(write, repr(float(_flat(model).sum())).encode())
-        os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + 60
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung waiting for the parent's worker thread")
-    child_sum = float(os.read(read, 100).decode())
-    os.close(read)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
-    _steps(model, opt, range(2, 4))
-    assert child_sum == float(_flat(model).sum())
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+        step()
+        step()
+        assert child_sum == float(w.detach().double().sum())
+    finally:
+        torch.set_num_threads(threads)

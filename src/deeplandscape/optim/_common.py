@@ -154,6 +154,17 @@ def _noise_pool() -> ThreadPoolExecutor:
     return _NOISE_POOL[1]
 
 
+def _finish_draws_before_fork() -> None:
+    """Let the worker finish every draw it was given before this process forks: a child must neither wait
+    for a worker thread it does not have nor inherit a generator caught in the middle of a draw."""
+    if _NOISE_POOL is not None and _NOISE_POOL[0] == os.getpid():
+        _NOISE_POOL[1].submit(lambda: None).result()  # one worker, first in first out
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_finish_draws_before_fork)
+
+
 @dataclass
 class _Prefetch:
     """Standard normals being drawn ahead for ``key`` (the ids of the parameters, in order) into
@@ -183,7 +194,8 @@ class SeededOptimizer(Optimizer):
     those of the synchronous draws, in the same order: a draw for other parameters, any direct use of
     :meth:`generator` and :meth:`state_dict` first wait for the worker and put the generator back in the
     state before the draw ahead (which is then discarded; after a draw for other parameters, that is,
-    several param groups sharing the generator, the optimizer stops drawing ahead). Set
+    several param groups sharing the generator, the optimizer stops drawing ahead). ``os.fork`` waits for the
+draws in flight, and a forked child draws ahead on a worker thread of its own. Set
     ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
     """
 
