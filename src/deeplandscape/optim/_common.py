@@ -181,22 +181,22 @@ class _Prefetch:
 class SeededOptimizer(Optimizer):
     """``torch.optim.Optimizer`` with its own random generators, saved and restored with the state.
 
-        ``seed`` (an int ≥ 0, or ``None`` to draw one from torch's global generator) seeds one
-        ``torch.Generator`` per device on which parameters live. ``state_dict()`` adds
-        ``{"rng": {"seed": int, "states": {device: ByteTensor}}}``; ``load_state_dict`` restores it, so a
-        resumed run draws exactly the numbers the uninterrupted run would have drawn.
+    ``seed`` (an int ≥ 0, or ``None`` to draw one from torch's global generator) seeds one
+    ``torch.Generator`` per device on which parameters live. ``state_dict()`` adds
+    ``{"rng": {"seed": int, "states": {device: ByteTensor}}}``; ``load_state_dict`` restores it, so a
+    resumed run draws exactly the numbers the uninterrupted run would have drawn.
 
-        **Noise prefetch (CPU).** Drawing a standard normal per parameter costs about 3 ms per million numbers on
-        one CPU core, half of an SGD step of a 1 M-parameter MLP at batch 128. When :meth:`randn_like_params`
-        has drawn the noise of a step for parameters that all live on the CPU, it starts drawing the next
-        step's noise for the same parameters, from the same generator, on a worker thread, so that the draw
-        overlaps the next forward and backward pass (torch releases the GIL in its kernels). The numbers are
-        those of the synchronous draws, in the same order: a draw for other parameters, any direct use of
-        :meth:`generator` and :meth:`state_dict` first wait for the worker and put the generator back in the
-        state before the draw ahead (which is then discarded; after a draw for other parameters, that is,
-        several param groups sharing the generator, the optimizer stops drawing ahead). ``os.fork`` waits for the
-    draws in flight, and a forked child draws ahead on a worker thread of its own. Set
-        ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
+    **Noise prefetch (CPU).** Drawing a standard normal per parameter costs about 2.5 ms per million numbers
+    on one CPU core, a third of an SGD step of a 1 M-parameter MLP at batch 128. When
+    :meth:`randn_like_params` has drawn the noise of a step for parameters that all live on the CPU, it
+    starts drawing the next step's noise for the same parameters, from the same generator, on a worker
+    thread, so that the draw overlaps the next forward and backward pass (torch releases the GIL in its
+    kernels). The numbers are those of the synchronous draws, in the same order: a draw for other
+    parameters, any direct use of :meth:`generator` and :meth:`state_dict` first wait for the worker and put
+    the generator back in the state before the draw ahead (which is then discarded; after a draw for other
+    parameters, that is, several param groups sharing the generator, the optimizer stops drawing ahead).
+    ``os.fork`` waits for the draws in flight, and a forked child draws ahead on a worker thread of its own.
+    Set ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], seed: int | None = None) -> None:
