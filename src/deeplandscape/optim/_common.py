@@ -218,10 +218,7 @@ class SeededOptimizer(Optimizer):
     def prefetch_noise(self, on: bool) -> None:
         self.__dict__["_prefetch_noise"] = bool(on)
         if not on:
-            self._give_back_prefetch()
-            scratch = self.__dict__.get("_scratch", {})
-            for key in [k for k in scratch if k[0] == "noise-ahead"]:
-                del scratch[key]
+            self._stop_drawing_ahead()
 
     @property
     def seed(self) -> int:
@@ -253,6 +250,13 @@ class SeededOptimizer(Optimizer):
             pending.future.result()
             self._generators["cpu"].set_state(pending.state)
 
+    def _stop_drawing_ahead(self) -> None:
+        """Give back a draw ahead and free the buffers drawn ahead into."""
+        self._give_back_prefetch()
+        scratch = self.__dict__.get("_scratch", {})
+        for key in [k for k in scratch if k[0] == "noise-ahead"]:
+            del scratch[key]
+
     def scratch(self, p: Tensor, key: str) -> Tensor:
         """A persistent work buffer shaped like ``p`` (not part of the state: its content lives one step).
 
@@ -272,14 +276,14 @@ class SeededOptimizer(Optimizer):
         the class docstring).
         """
         key = tuple(id(p) for p in params)
-        pending: _Prefetch | None = self.__dict__.pop("_prefetch", None)
+        pending: _Prefetch | None = self.__dict__.get("_prefetch")
+        if pending is not None and pending.key != key:  # another consumer of the generator
+            self.__dict__["_prefetch_disabled"] = True
+            self._stop_drawing_ahead()
+            pending = None
         if pending is not None:
+            del self.__dict__["_prefetch"]
             pending.future.result()
-            if pending.key != key:  # another consumer of the generator: give the numbers back
-                self._generators["cpu"].set_state(pending.state)
-                self.__dict__["_prefetch_disabled"] = True
-                pending = None
-        if pending is not None:
             label, out = pending.label, pending.buffers
         else:
             label = "noise"

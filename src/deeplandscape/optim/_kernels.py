@@ -52,34 +52,30 @@ def coupled_sgd_step_(
         p ← (1 − lr·c)p + lr·c·a − lr·b                    (heavy ball: M(d) = b)
 
     The first two terms of the p-update are one ``lerp`` towards a when their weights allow. c = 0 (γ or
-    ρ = ∞) drops every term in a. On the ``foreach`` path with momentum and λ = 0 the momentum step is
-    torch's fused SGD kernel (``torch._fused_sgd_``, the kernel of ``torch.optim.SGD(fused=True)``).
+    ρ = ∞) drops every term in a. With λ = 0 the update is that ``lerp`` and :func:`momentum_step_` on g
+    (torch's fused SGD kernel on the ``foreach`` path).
     """
     if not ps:
         return
-    k = weight_decay + c
+    bufs = []
     if momentum != 0:
-        bufs = []
         for p, st in zip(ps, states, strict=True):
             if key not in st:
                 st[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             bufs.append(st[key])
-        if foreach and weight_decay == 0 and _fusable(ps, gs, "_fused_sgd_"):
-            # the same update in two passes: the pull first (it reads the old p), then the momentum step
-            if c != 0:
-                lerp_(ps, anchors, lr * c, foreach)
-            momentum_step_(ps, gs, bufs, lr=lr, momentum=momentum, nesterov=nesterov, foreach=True)
-            return
+    if weight_decay == 0:  # the pull first (it reads the old p), then the momentum step on g
+        if c != 0:
+            lerp_(ps, anchors, lr * c, foreach)
+        momentum_step_(ps, gs, bufs, lr=lr, momentum=momentum, nesterov=nesterov, foreach=foreach)
+        return
+    if momentum != 0:  # λp enters the buffer, computed from the old p
         _axpby(bufs, momentum, [(gs, 1.0), (ps, weight_decay)], foreach)
         if not nesterov:
             if c != 0:
                 lerp_(ps, anchors, lr * c, foreach)
             add_(ps, bufs, -lr, foreach)
             return
-    if weight_decay == 0 and c != 0:
-        lerp_(ps, anchors, lr * c, foreach)
-    else:
-        _axpby(ps, 1.0 - lr * k, [(anchors, lr * c)], foreach)
+    _axpby(ps, 1.0 - lr * (weight_decay + c), [(anchors, lr * c)], foreach)
     add_(ps, gs, -lr, foreach)
     if momentum != 0:
         add_(ps, bufs, -lr * momentum, foreach)

@@ -55,9 +55,8 @@ class EntropySGD(RelaxationOptimizer):
     State per parameter: ``reference`` (x), ``average`` (z; none when α = 0, where z is the last inner
     iterate y, which the parameter holds; after the L-th step of a cycle it holds that outer update's
     direction x − z until the next cycle starts it from x), ``inner_momentum``, ``outer_momentum`` (when
-    momentum > 0). A
-    parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its group's); a
-    parameter that never had a gradient holds no state and is never moved.
+    momentum > 0). A parameter whose ``grad`` is ``None`` gets no inner move at that step (its clock is its
+    group's); a parameter that never had a gradient holds no state and is never moved.
     """
 
     def _extra_defaults(self) -> dict[str, Any]:
@@ -116,21 +115,22 @@ class EntropySGD(RelaxationOptimizer):
     def _new_state(self, p: Tensor, group: dict[str, Any]) -> None:
         self.state[p]["reference"] = p.detach().clone()
 
-    def _outer_direction(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> list[Tensor]:
-        """x − z at the end of a cycle, z being the average or, with α = 0, the last inner iterate y itself.
+    def _outer_direction(
+        self, group: dict[str, Any], params: list[Tensor], foreach: bool
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """x and x − z at the end of a cycle, z being the average or, with α = 0, the last inner iterate y.
 
-        Written over z (or y): both restart from x after the outer update, and reusing them spares a
-        parameter-sized allocation per outer step.
+        x − z is written over z (or y): both restart from x after the outer update, and reusing them spares
+        a parameter-sized allocation per outer step.
         """
         xs = [self.state[p]["reference"] for p in params]
         zs = list(params) if group["alpha"] == 0 else [self.state[p]["average"] for p in params]
         K.sum_into_(zs, xs, zs, -1.0, foreach)
-        return zs
+        return xs, zs
 
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← x − η′·M′(x − z) (Thesis §3.2.3)."""
-        xs = [self.state[p]["reference"] for p in params]
-        ds = self._outer_direction(group, params, foreach)
+        xs, ds = self._outer_direction(group, params, foreach)
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         K.momentum_step_(
@@ -266,8 +266,7 @@ class EntropyAdam(EntropySGD):
 
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """x ← Adam(x, d = x − z) with lr = η′ (Thesis §3.3.5)."""
-        xs = [self.state[p]["reference"] for p in params]
-        ds = self._outer_direction(group, params, foreach)
+        xs, ds = self._outer_direction(group, params, foreach)
         ms = [zeros_buffer(self.state[p], "exp_avg", p) for p in params]
         vs = [zeros_buffer(self.state[p], "exp_avg_sq", p) for p in params]
         K.adam_step_(
