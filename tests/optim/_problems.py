@@ -3,6 +3,7 @@ float64 regression replicas and random quadratics for the Elastic-SGD and Parle 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import torch
@@ -186,3 +187,84 @@ def descend_quadratics(opt: torch.optim.Optimizer, ps: list[Tensor], A, b, steps
         for a, p in enumerate(ps):
             p.grad = A[a] @ p.detach() - b[a]
         opt.step()
+
+
+# Every optimizer of deeplandscape.optim, non-degenerate, with every random source on and short cycles.
+def build_any(name: str, params, **kw) -> torch.optim.Optimizer:
+    """The optimizer ``name`` of :data:`EVERY` over ``params`` (``kw`` overrides its settings)."""
+    base, settings = EVERY[name]
+    cls = dlo.get(name.split(":")[0])
+    if base is not None:
+        return cls(params, base, **{**settings, **kw})
+    return cls(params, **{**settings, **kw})
+
+
+EVERY: dict[str, tuple[type[torch.optim.Optimizer] | None, dict]] = {
+    "anneal-sgd": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, J=0.01, tau0=20.0, p=3,
+                                         seed=0)),
+    "anneal-sgd:adam": (torch.optim.Adam, dict(lr=0.01, J=0.01, tau0=20.0, p=3, seed=0)),
+    "gradient-noise": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, eta=0.01, seed=0)),
+    "gradient-noise:adam": (torch.optim.Adam, dict(lr=0.01, eta=0.01, seed=0)),
+    "sgld": (None, dict(lr=0.05, temperature=1e-3, weight_decay=1e-3, seed=0)),
+    "entropy-sgd": (None, dict(lr=0.5, inner_lr=0.05, L=3, gamma=1.0, scoping=0.1, noise=1e-3, seed=0,
+                               outer_momentum=0.5, outer_nesterov=True)),
+    "entropy-adam": (None, dict(lr=0.01, inner_lr=0.05, L=3, gamma=1.0, scoping=0.1, noise=1e-3, seed=0)),
+    "hj": (None, dict(lr=0.5, inner_lr=0.05, L=3, gamma=1.0, seed=0)),
+    "heat": (None, dict(lr=0.05, L=3, gamma=1e-3, weight_decay=1e-3, seed=0)),
+    "sam": (torch.optim.SGD, dict(lr=0.05, momentum=0.9, rho=0.05)),
+    "sam:adam": (torch.optim.Adam, dict(lr=0.01, rho=0.05, adaptive=True)),
+    "parle": (None, dict(lr=0.1, L=3, noise=1e-3, seed=0)),
+    "elastic-sgd": (None, dict(lr=0.1)),
+    "distributed-parle": (None, dict(lr=0.1, L=3, noise=1e-3, seed=0)),
+    "distributed-elastic-sgd": (None, dict(lr=0.1)),
+}  # fmt: skip
+
+
+def embedding_model(dtype: torch.dtype = torch.float64, sparse: bool = False, seed: int = 0) -> nn.Module:
+    """An embedding (sparse gradients with ``sparse=True``), a tanh layer and a linear read-out."""
+    torch.manual_seed(seed)
+    layers = {"emb": nn.Embedding(10, 4, sparse=sparse), "lin": nn.Linear(4, 3), "out": nn.Linear(3, 1)}
+    return nn.ModuleDict(layers).to(dtype)
+
+
+def embedding_loss(model: nn.Module, t: int) -> Tensor:
+    """The mean squared error on mini-batch ``t`` (six tokens and targets drawn with seed ``t``)."""
+    g = torch.Generator().manual_seed(t)
+    idx = torch.randint(0, 10, (6,), generator=g)
+    y = torch.randn(6, 1, generator=g).to(model["out"].weight.dtype)
+    return ((model["out"](torch.tanh(model["lin"](model["emb"](idx)))) - y) ** 2).mean()
+
+
+def take_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, t0: int, t1: int, loss_fn=embedding_loss
+) -> None:
+    """Mini-batches t0..t1−1, one ``step()`` each (SAM: with the closure at the perturbed weights)."""
+    for t in range(t0, t1):
+        opt.zero_grad()
+        loss_fn(model, t).backward()
+        if isinstance(opt, dlo.SAM):
+            opt.step(lambda t=t: loss_fn(model, t).backward())
+        else:
+            opt.step()
+
+
+def weights_and_reference(model: nn.Module, opt: torch.optim.Optimizer) -> list[Tensor]:
+    """The parameters and, where the optimizer keeps them, the reference weights (or master)."""
+    return [p.detach().clone() for p in model.parameters()] + (
+        reference(opt, list(model.parameters())) if hasattr(opt, "reference_weights") else []
+    )
+
+
+def save_load(obj):
+    """``obj`` through ``torch.save`` and ``torch.load(weights_only=True)``."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def assert_identical(a: list[Tensor], b: list[Tensor]) -> None:
+    """The two lists of tensors are equal bit for bit."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)

@@ -83,9 +83,13 @@ def test_sgld_is_langevin_dynamics():
     assert (w.detach() - v).abs().max().item() <= TOL
 
 
-def _entropy_sgd_oracle(K, L, *, lr, inner_lr, gamma, scoping, alpha, noise, momentum, nesterov, adam=None):
-    """Thesis Alg. 2 with scoping (§3.2.3), the scaled outer update and momentum in both loops (the inner
-    momentum on the gradient of f, its buffer restarting with each cycle). Knobs named as EntropySGD's."""
+def _entropy_sgd_oracle(
+    K, L, *, lr, inner_lr, gamma, scoping, alpha, noise, momentum, nesterov, outer_momentum=0.0,
+    outer_nesterov=False, adam=None
+):  # fmt: skip
+    """Thesis Alg. 2 with scoping (§3.2.3), the scaled outer update, momentum in the inner loop (on the
+    gradient of f, its buffer restarting with each cycle) and optionally in the outer one. Knobs named as
+    EntropySGD's."""
     eta, mu = inner_lr, momentum
     gen = torch.Generator().manual_seed(SEED)
     x = torch.tensor(W0, dtype=torch.float64)
@@ -105,8 +109,8 @@ def _entropy_sgd_oracle(K, L, *, lr, inner_lr, gamma, scoping, alpha, noise, mom
             z = alpha * z + (1 - alpha) * y  # line 5
         d = x - z
         if adam is None:  # line 6 in the scaled form x ← x − η′(x − z), with momentum
-            outer_buf = mu * outer_buf + d
-            x = x - lr * (d + mu * outer_buf if nesterov else outer_buf)
+            outer_buf = outer_momentum * outer_buf + d
+            x = x - lr * (d + outer_momentum * outer_buf if outer_nesterov else outer_buf)
         else:
             (b1, b2), eps = adam
             m = b1 * m + (1 - b1) * d
@@ -118,11 +122,13 @@ def _entropy_sgd_oracle(K, L, *, lr, inner_lr, gamma, scoping, alpha, noise, mom
 
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_entropy_sgd_is_algorithm_2(nesterov, foreach):
+@pytest.mark.parametrize("outer", [(0.0, False), (0.3, False), (0.6, True)])
+def test_entropy_sgd_is_algorithm_2(outer, nesterov, foreach):
     K, L = 6, 4
     kw = dict(
-        lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5, nesterov=nesterov
-    )
+        lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5,
+        nesterov=nesterov, outer_momentum=outer[0], outer_nesterov=outer[1],
+    )  # fmt: skip
     w, opt = _run(lambda ps: dlo.EntropySGD(ps, L=L, seed=SEED, foreach=foreach, **kw), K * L)
     x = _entropy_sgd_oracle(K, L, **kw)
     assert (w.detach() - x).abs().max().item() <= TOL  # after a full cycle y = x
@@ -132,8 +138,9 @@ def test_entropy_sgd_is_algorithm_2(nesterov, foreach):
 def test_entropy_sgd_mid_cycle_reference_weights_are_the_last_outer_iterate():
     K, L = 3, 5
     kw = dict(
-        lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5, nesterov=True
-    )
+        lr=0.7, inner_lr=0.02, gamma=0.5, scoping=0.1, alpha=0.25, noise=1e-3, momentum=0.5, nesterov=True,
+        outer_momentum=0.5, outer_nesterov=True,
+    )  # fmt: skip
     w, opt = _run(lambda ps: dlo.EntropySGD(ps, L=L, seed=SEED, **kw), K * L + 2)
     x = _entropy_sgd_oracle(K, L, **kw)
     inner = w.detach().clone()

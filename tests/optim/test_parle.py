@@ -115,7 +115,8 @@ def test_L1_gamma_inf_is_elastic_sgd():
 def test_n1_rho_inf_is_entropy_sgd(foreach):
     """(iii) n = 1, ρ = ∞ is Entropy-SGD with the scaled outer step (Thesis §3.2.3), for any α, η′, noise.
 
-    Exact with the same knobs and seed and ``gamma_min=0`` (Entropy-SGD's scoping is not clipped).
+    Exact with the same knobs and seed, ``gamma_min=0`` (Entropy-SGD's scoping is not clipped) and Parle's
+    momentum on the outer step too (Thesis Remark 5.3: on y^a and x^a).
     """
     from deeplandscape.optim.entropy import EntropySGD
 
@@ -136,7 +137,7 @@ def test_n1_rho_inf_is_entropy_sgd(foreach):
         foreach=foreach,
     )
     parle = Parle(m_parle.parameters(), rho=math.inf, gamma_min=0.0, **knobs)
-    ent = EntropySGD(m_ent.parameters(), **knobs)
+    ent = EntropySGD(m_ent.parameters(), outer_momentum=0.9, outer_nesterov=True, **knobs)
     for idx in index_batches(2, 27):
         for m, o in ((m_parle, parle), (m_ent, ent)):
             o.zero_grad()

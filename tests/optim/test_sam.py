@@ -364,7 +364,8 @@ W = [nn.Parameter(torch.zeros(2))]
         (dict(adaptive="yes"), "adaptive"),
         (dict(base_optimizer=dict), "base_optimizer"),
         (dict(base_optimizer=torch.optim.Adadelta), "base_optimizer"),  # Adadelta's rho clashes with SAM's
-        (dict(lr=-1.0), "learning rate"),  # the base optimizer's own check
+        (dict(lr=-1.0), "lr"),  # a knob of the base optimizer, checked before it is built
+        (dict(lr=float("nan")), "lr"),  # which torch lets through (nan < 0 is False)
     ],
 )
 def test_invalid_hyperparameter_raises_naming_it(kw, name):

@@ -135,10 +135,10 @@ EXPECTED_STATE = {
     "anneal-sgd": {"field"},
     "gradient-noise": set(),
     "sgld": set(),
-    "entropy-sgd": {"reference", "average", "inner_momentum", "outer_momentum"},
+    "entropy-sgd": {"reference", "average", "inner_momentum"},  # no outer momentum by default
     "entropy-adam": {"reference", "average", "inner_momentum", "exp_avg", "exp_avg_sq"},
-    "hj": {"reference", "inner_momentum", "outer_momentum"},  # α = 0: z is y, no buffer
-    "heat": {"reference", "grad_sum", "outer_momentum"},
+    "hj": {"reference", "inner_momentum"},  # α = 0: z is y, no buffer
+    "heat": {"reference", "grad_sum", "grads", "outer_momentum", "point"},
 }
 
 

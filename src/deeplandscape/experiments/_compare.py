@@ -200,10 +200,14 @@ ENTROPY_OPTIMIZERS = ("entropy-sgd", "hj")
 
 
 def with_entropy_momentum(method: Method, config: dict[str, Any]) -> Method:
-    """``method`` with ``momentum = config['entropy_momentum']`` if it is Entropy-SGD or HJ, else itself."""
+    """``method`` with ``config['entropy_momentum']`` as the (Nesterov) momentum of both loops if it is
+    Entropy-SGD or HJ, else itself."""
     if method.optimizer not in ENTROPY_OPTIMIZERS:
         return method
-    return replace(method, kwargs={**method.kwargs, "momentum": config["entropy_momentum"]})
+    mu = config["entropy_momentum"]
+    return replace(
+        method, kwargs={**method.kwargs, "momentum": mu, "outer_momentum": mu, "outer_nesterov": True}
+    )
 
 
 # ---------------------------------------------------------------------------------------------- training

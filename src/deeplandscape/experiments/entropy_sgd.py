@@ -38,8 +38,8 @@ from deeplandscape.rundir import save_npz
 METHODS = {
     "adam": C.Method("Adam", "adam", {"lr": 1e-3}),
     "sgd": C.Method("SGD", "sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
-    "entropy-sgd": C.Method("Entropy-SGD", "entropy-sgd", {"lr": 1.0, "inner_lr": 0.1, "L": 20},
-                            tune="inner_lr"),
+    "entropy-sgd": C.Method("Entropy-SGD", "entropy-sgd", {"lr": 1.0, "inner_lr": 0.1, "L": 20, "alpha": 0.25,
+                                                          "noise": 1e-6}, tune="inner_lr"),
     "sam": C.Method("SAM", "sam", {"rho": 0.05}, base="sgd",
                     base_kwargs={"lr": 0.1, "momentum": 0.9, "nesterov": True}),
 }  # fmt: skip
@@ -51,7 +51,7 @@ CHAR_METHODS = {
     "adam": C.Method("Adam", "adam", {"lr": 2e-3}),
     "entropy-adam": C.Method("Entropy-Adam", "entropy-adam",
                              {"lr": 0.01, "inner_lr": 0.1, "L": 5, "gamma": 100.0, "scoping": 0.0,
-                              "noise": 1e-8, "betas": (0.5, 0.999)}),
+                              "noise": 1e-8, "betas": (0.5, 0.999), "alpha": 0.25}),
     "sam": C.Method("SAM", "sam", {"rho": 0.05}, base="adam", base_kwargs={"lr": 2e-3}),
     "sgd": C.Method("SGD", "sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
 }  # fmt: skip

@@ -37,8 +37,8 @@ from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
 
 METHODS = {
     "sgld": C.Method("SGLD", "sgld", {"lr": 0.5}),
-    "entropy-sgd": C.Method("Entropy-SGD", "entropy-sgd", {"lr": 1.0, "inner_lr": 0.1, "L": 20},
-                            tune="inner_lr"),
+    "entropy-sgd": C.Method("Entropy-SGD", "entropy-sgd", {"lr": 1.0, "inner_lr": 0.1, "L": 20, "alpha": 0.25,
+                                                          "noise": 1e-6}, tune="inner_lr"),
     "sgd": C.Method("SGD", "sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
     "sam": C.Method("SAM", "sam", {"rho": 0.05}, base="sgd",
                     base_kwargs={"lr": 0.1, "momentum": 0.9, "nesterov": True}),

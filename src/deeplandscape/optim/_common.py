@@ -5,13 +5,21 @@
 - :func:`closure_loss` and :func:`collect_grads` open the ``step()`` of the single-model optimizers;
 - :func:`with_base_state` and :func:`load_base_state` put the state of a wrapped base optimizer (one that
   shares the wrapper's param groups) into the wrapper's ``state_dict()`` and back;
+- :func:`check_state_dict` refuses, before anything is loaded, a state saved by another optimizer or for
+  other parameters;
+- :class:`CopyableOptimizer` makes ``copy.deepcopy`` and ``pickle`` keep everything an optimizer needs to
+  continue (torch's ``Optimizer.__getstate__`` keeps only defaults, state and param groups);
 - :class:`SeededOptimizer` is a ``torch.optim.Optimizer`` that owns explicit ``torch.Generator`` objects
   (one per device) whose states travel in ``state_dict()`` so that a resumed run draws the same numbers,
   and that draws the next step's Gaussian noise on a worker thread while the model computes (CPU).
+
+Complex parameters are treated as pairs of real numbers, as ``torch.optim`` does (``torch.view_as_real``):
+Gaussian noise has unit variance in each real component (:func:`standard_normal_`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -69,25 +77,49 @@ def check_finite_grads(grads: Sequence[Tensor], indices: Sequence[int], group_in
 
     ``indices[i]`` is the position of ``grads[i]``'s parameter in its param group.
 
-    One fused pass computes the 2-norms (NaN or Inf whenever an entry is); only when one of them is not
-    finite are the entries checked one by one (a 2-norm can also overflow). Called before an optimizer
-    touches any state, so a bad gradient leaves parameters, buffers, counters and generators as they were.
+    Sparse gradients are screened through their stored values (:func:`first_non_finite`). Called before an
+    optimizer touches any state, so a bad gradient leaves parameters, buffers, counters and generators as
+    they were.
     """
-    if not grads:
+    bad = first_non_finite(grads)
+    if bad is None:
         return
-    norms = torch._foreach_norm(list(grads))
-    if bool(torch.stack([n.to(torch.float32) for n in norms]).isfinite().all()):
-        return
-    # The 2-norm (one cheap pass) is NaN/Inf when an entry is, but may also overflow: confirm exactly.
-    bad = [j for j, g in enumerate(grads) if not bool(g.isfinite().all())]
-    if not bad:
-        return
-    i = bad[0]
-    what = "nan" if bool(grads[i].isnan().any()) else "inf"
+    entries = stored_entries(grads[bad])
+    what = "nan" if bool(entries.isnan().any()) else "inf"
     raise FloatingPointError(
-        f"Non-finite gradient ({what}) in param group {group_index}, parameter {indices[i]} "
-        f"of shape {tuple(grads[i].shape)} at step {step}; the optimizer state was left unchanged"
+        f"Non-finite gradient ({what}) in param group {group_index}, parameter {indices[bad]} "
+        f"of shape {tuple(grads[bad].shape)} at step {step}; the optimizer state was left unchanged"
     )
+
+
+def stored_entries(t: Tensor) -> Tensor:
+    """The entries a tensor stores: itself when dense, its values when sparse (COO, CSR, …)."""
+    if t.layout == torch.strided:
+        return t
+    return t._values() if t.layout == torch.sparse_coo else t.values()
+
+
+def first_non_finite(tensors: Sequence[Tensor]) -> int | None:
+    """The position of the first tensor holding a NaN or an Inf (sparse tensors: among their stored values).
+
+    One fused pass computes the 2-norms (NaN or Inf whenever an entry is); only when one of them is not
+    finite are the entries checked one by one (a 2-norm can also overflow).
+    """
+    if not tensors:
+        return None
+    entries = [stored_entries(t) for t in tensors]
+    norms = torch._foreach_norm(entries)
+    device = norms[0].device
+    if bool(torch.stack([n.to(device, torch.float32) for n in norms]).isfinite().all()):
+        return None
+    return next((i for i, e in enumerate(entries) if not bool(e.isfinite().all())), None)
+
+
+def standard_normal_(t: Tensor, generator: torch.Generator) -> Tensor:
+    """Fill ``t`` with N(0, 1) numbers from ``generator``; a complex ``t`` gets N(0, 1) in each real
+    component (``torch.randn`` of a complex dtype gives each component variance 1/2)."""
+    (torch.view_as_real(t) if t.is_complex() else t).normal_(generator=generator)
+    return t
 
 
 def closure_loss(closure: Callable[[], Tensor] | None) -> Tensor | None:
@@ -128,12 +160,226 @@ def load_base_state(
 ) -> None:
     """Load a state written with :func:`with_base_state`: the base optimizer's state, then the wrapper's own
     through ``load`` (its parent's ``load_state_dict``), then re-link the shared param groups (loading gives
-    each optimizer new group dicts)."""
+    each optimizer new group dicts). The state is checked with :func:`check_state_dict` first."""
     state_dict = dict(state_dict)
-    base_state = state_dict.pop("base_state", {})
+    check_state_dict(wrapper, state_dict, top=("base_state",))
+    base_state = state_dict.pop("base_state")
+    check_state_dict(wrapper, {"state": base_state, "param_groups": state_dict["param_groups"]})
     base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
     load(state_dict)
     base.param_groups = list(wrapper.param_groups)
+
+
+#: torch.optim's hook registries: ``Optimizer.__getstate__`` leaves them out and ``__setstate__`` makes new
+#: empty ones (hooks are often closures that cannot be pickled).
+_TORCH_HOOKS = frozenset(
+    f"_optimizer_{kind}_{when}_hooks"
+    for kind in ("step", "state_dict", "load_state_dict")
+    for when in ("pre", "post")
+)
+
+
+class CopyableOptimizer(Optimizer):
+    """``torch.optim.Optimizer`` whose ``copy.deepcopy`` and ``pickle`` keep everything it needs to continue.
+
+    torch's ``Optimizer.__getstate__`` keeps only ``defaults``, ``state`` and ``param_groups``; the optimizers
+    here also hold generators, a wrapped base optimizer, counters and settings. A copy keeps every attribute
+    (hook registries aside, as in torch) except the work buffers named in ``_transient``, which are made
+    anew when needed, after :meth:`_prepare_copy` has settled what cannot be copied (a draw or a
+    communication in flight). Copied together with the model (``copy.deepcopy({"model": m, "opt": o})``,
+    as EMA/SWA utilities do), the copy acts on the copied parameters and continues exactly as the original.
+    """
+
+    #: Attributes that are work buffers, not state: left out of copies.
+    _transient: tuple[str, ...] = ()
+
+    def _prepare_copy(self) -> None:
+        """Settle what a copy cannot carry (subclasses)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._prepare_copy()
+        skip = _TORCH_HOOKS.union(self._transient)
+        return {key: value for key, value in self.__dict__.items() if key not in skip}
+
+
+def check_state_dict(
+    opt: Optimizer,
+    state_dict: Any,
+    *,
+    knobs: Iterable[str] = (),
+    top: Iterable[str] = (),
+    required: Callable[[Tensor, dict[str, Any] | None], Iterable[str]] | None = None,
+) -> None:
+    """Raise ``ValueError``, before anything is loaded, unless ``state_dict`` fits ``opt``.
+
+    It must be a dict with ``state`` and ``param_groups`` and the entries ``top``; have as many param groups
+    as ``opt``, each with as many parameters and every key in ``knobs`` (a group without them was saved by
+    another optimizer); hold state only for those parameters, every tensor of it either a scalar or shaped
+    like its parameter; and, where ``required(p, saved_state_or_None)`` names keys, hold them.
+    """
+    name = type(opt).__name__
+    if not (isinstance(state_dict, dict) and "state" in state_dict and "param_groups" in state_dict):
+        raise ValueError(
+            f"Invalid state_dict: {name}.load_state_dict needs the dict written by {name}.state_dict() "
+            f"(with 'state' and 'param_groups'), got {type(state_dict).__name__}"
+            + (f" with keys {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else "")
+        )
+    for key in top:
+        if key not in state_dict:
+            raise ValueError(f"Invalid state_dict: no {key!r} entry (not saved by {name}.state_dict())")
+    saved = state_dict["param_groups"]
+    if len(saved) != len(opt.param_groups):
+        raise ValueError(
+            f"Invalid state_dict: {len(saved)} param groups, where this {name} has {len(opt.param_groups)}"
+        )
+    knobs = tuple(knobs)
+    params: dict[Any, Tensor] = {}
+    for i, (group, sg) in enumerate(zip(opt.param_groups, saved, strict=True)):
+        if len(sg["params"]) != len(group["params"]):
+            raise ValueError(
+                f"Invalid state_dict: param group {i} holds {len(sg['params'])} parameters, where this "
+                f"{name}'s holds {len(group['params'])}"
+            )
+        for key in knobs:
+            if key not in sg:
+                raise ValueError(
+                    f"Invalid state_dict: param group {i} has no {key!r} "
+                    f"(saved by another optimizer than {name})"
+                )
+        params.update(zip(sg["params"], group["params"], strict=True))
+    for pid, st in state_dict["state"].items():
+        p = params.get(pid)
+        if p is None:
+            raise ValueError(f"Invalid state_dict: state for parameter {pid!r}, which is in no param group")
+        for key, value in st.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
+                raise ValueError(
+                    f"Invalid state_dict: {key!r} of parameter {pid} has shape {tuple(value.shape)}, the "
+                    f"parameter {tuple(p.shape)} (saved for other parameters)"
+                )
+    if required is not None:
+        for pid, p in params.items():
+            st = state_dict["state"].get(pid)
+            for key in required(p, st):
+                if st is None or key not in st:
+                    raise ValueError(
+                        f"Invalid state_dict: parameter {pid} (shape {tuple(p.shape)}) has no {key!r} "
+                        f"(not saved by {name}.state_dict())"
+                    )
+
+
+def build_base(wrapper: Optimizer, base: type[Optimizer], base_kwargs: dict[str, Any]) -> Optimizer:
+    """``base(wrapper.param_groups, **base_kwargs)``: the base optimizer of a wrapper, over the very same
+    group dicts (its ``add_param_group`` fills its defaults into them, so every knob lives in one place).
+
+    Its knobs are validated first with :func:`check_base_knobs` (torch validates them in its constructors
+    only, and lets NaN pass); then the wrapper's ``defaults`` take the base's too, where ``OneCycleLR`` and
+    ``CyclicLR(cycle_momentum=True)`` look for ``momentum`` or ``betas``.
+    """
+    own = tuple(wrapper._knobs)  # type: ignore[attr-defined]
+    for group in wrapper.param_groups:
+        check_base_knobs({**base_kwargs, **group}, own)
+    built = base(wrapper.param_groups, **base_kwargs)
+    wrapper.defaults = {**built.defaults, **wrapper.defaults}
+    return built
+
+
+def add_shared_group(
+    wrapper: Optimizer,
+    base: Optimizer,
+    param_group: dict[str, Any],
+    add: Callable[[dict[str, Any]], None],
+    init: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Add a param group to a wrapper (through ``add``, its parent's ``add_param_group``) and to its base
+    optimizer, the same dict, then ``init`` it. Every knob is validated first; if the base optimizer (or
+    ``init``) refuses the group, neither keeps it."""
+    if isinstance(param_group, dict):
+        check_base_knobs({**wrapper.defaults, **param_group}, wrapper._knobs)  # type: ignore[attr-defined]
+    add(param_group)
+    group = wrapper.param_groups[-1]
+    try:
+        base.add_param_group(group)
+        if init is not None:
+            init(group)
+    except BaseException:
+        wrapper.param_groups.pop()
+        if base.param_groups and base.param_groups[-1] is group:
+            base.param_groups.pop()
+        for p in group["params"]:
+            wrapper.state.pop(p, None)
+        raise
+
+
+def step_base(wrapper: Optimizer, base: Optimizer, sparse: Sequence[tuple[int, int, Tensor]]) -> None:
+    """``base.step()``; if it fails while ``sparse`` names parameters (param group, index, parameter) whose
+    gradient was sparse, say so: which wrapper, which base optimizer, which parameter."""
+    try:
+        base.step()
+    except RuntimeError as e:
+        if not sparse:
+            raise
+        gi, i, p = sparse[0]
+        raise RuntimeError(
+            f"{type(wrapper).__name__}: its base optimizer {type(base).__name__} failed on param group {gi}, "
+            f"parameter {i} (shape {tuple(p.shape)}), whose gradient is sparse; use a base optimizer that "
+            f"takes the gradients it is given ({e})"
+        ) from e
+
+
+def sparse_grads(param_groups: Sequence[dict[str, Any]]) -> list[tuple[int, int, Tensor]]:
+    """(param group, index, parameter) of every parameter whose gradient is sparse."""
+    return [
+        (gi, i, p)
+        for gi, group in enumerate(param_groups)
+        for i, p in enumerate(group["params"])
+        if p.grad is not None and p.grad.layout != torch.strided
+    ]
+
+
+def check_steps_without_closure(base: type[Optimizer], name: str) -> None:
+    """Raise ``ValueError`` if ``base.step`` requires a closure (it re-evaluates the loss, as LBFGS does): a
+    wrapper calls the base optimizer's ``step()`` once, with the gradients it prepared, and no closure."""
+    closure = inspect.signature(base.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise ValueError(
+            f"Invalid {name}: {base.__name__} (its step() requires a closure that re-evaluates the loss; a "
+            "wrapper hands it one prepared gradient per step)"
+        )
+
+
+#: Knobs of torch.optim optimizers that must be ≥ 0 (all must be finite).
+_NON_NEGATIVE_BASE_KNOBS = frozenset(
+    {"lr", "momentum", "dampening", "weight_decay", "eps", "lr_decay", "initial_accumulator_value",
+     "alpha", "lambd", "t0", "rho", "momentum_decay"}
+)  # fmt: skip
+_FINITE_BASE_KNOBS = _NON_NEGATIVE_BASE_KNOBS | {"betas", "etas", "step_sizes"}
+
+
+def check_base_knobs(group: dict[str, Any], own: Iterable[str]) -> None:
+    """Validate the knobs of a param group that a wrapper hands to its base optimizer.
+
+    torch.optim validates them in its constructors only, and lets NaN through (``lr=nan`` passes
+    ``lr < 0``). Known knobs (``lr``, ``momentum``, ``weight_decay``, ``eps``, ``betas``, …) must be finite,
+    the scalar ones ≥ 0, ``betas`` in [0, 1); any other number must not be NaN.
+    """
+    own = set(own)
+    for key, value in group.items():
+        if key in own or key == "params":
+            continue
+        if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+            value = value.item()
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        for j, v in enumerate(values):
+            label = key if values is not value else f"{key}[{j}]"
+            if key == "betas":
+                check(label, v, low=0.0, high=1.0, high_open=True)
+            elif key in _FINITE_BASE_KNOBS:
+                check(label, v, low=0.0 if key in _NON_NEGATIVE_BASE_KNOBS else None)
+            elif math.isnan(v):
+                raise ValueError(f"Invalid {label}: {v!r} (must be a real number, not NaN)")
 
 
 def draw_seed() -> int:
@@ -178,7 +424,7 @@ class _Prefetch:
     future: Future
 
 
-class SeededOptimizer(Optimizer):
+class SeededOptimizer(CopyableOptimizer):
     """``torch.optim.Optimizer`` with its own random generators, saved and restored with the state.
 
     ``seed`` (an int ≥ 0, or ``None`` to draw one from torch's global generator) seeds one
@@ -197,14 +443,42 @@ class SeededOptimizer(Optimizer):
     parameters, that is, several param groups sharing the generator, the optimizer stops drawing ahead).
     ``os.fork`` waits for the draws in flight, and a forked child draws ahead on a worker thread of its own.
     Set ``optimizer.prefetch_noise = False`` to draw synchronously (one parameter-sized buffer less).
+    ``copy.deepcopy`` and ``pickle`` give the draw ahead back first, so a copy draws the same numbers.
+
+    ``load_state_dict`` refuses (``ValueError``, nothing loaded) a state without generators, or whose param
+    groups lack one of this optimizer's knobs (``defaults`` at construction), or whose per-parameter state
+    misses what :meth:`_required_state` names or is shaped for other parameters.
     """
+
+    _transient = ("_prefetch", "_scratch")
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any], seed: int | None = None) -> None:
         if seed is not None:
             check("seed", seed, low=0, integer=True)
         self._seed = draw_seed() if seed is None else int(seed)
         self._generators: dict[str, torch.Generator] = {}
+        self._knobs = tuple(defaults)
         super().__init__(params, defaults)
+
+    def _prepare_copy(self) -> None:
+        self._give_back_prefetch()
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Validate the knobs of a param group, its defaults filled in (subclasses)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group: its knobs (the defaults filled in) are validated before anything is added."""
+        if isinstance(param_group, dict):
+            self._check_group({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def _required_state(self, p: Tensor, saved: dict[str, Any] | None) -> Iterable[str]:
+        """Keys that the saved state of parameter ``p`` must hold (subclasses)."""
+        return ()
+
+    def _check_loadable(self, state_dict: Any) -> None:
+        """:func:`check_state_dict` with this optimizer's knobs, generators and required state."""
+        check_state_dict(self, state_dict, knobs=self._knobs, top=("rng",), required=self._required_state)
 
     @property
     def prefetch_noise(self) -> bool:
@@ -272,7 +546,8 @@ class SeededOptimizer(Optimizer):
         """Standard normal tensors shaped like ``params``, drawn in order from the optimizer's generators.
 
         They are written into per-parameter work buffers (the numbers are those ``torch.randn`` would
-        draw) and stay valid until the next call. On the CPU the next call's numbers are drawn ahead (see
+        draw; complex parameters: N(0, 1) in each real component, :func:`standard_normal_`) and stay valid
+        until the next call. On the CPU the next call's numbers are drawn ahead (see
         the class docstring).
         """
         key = tuple(id(p) for p in params)
@@ -287,7 +562,7 @@ class SeededOptimizer(Optimizer):
             label, out = pending.label, pending.buffers
         else:
             label = "noise"
-            out = [self.scratch(p, label).normal_(generator=self._generator(p.device)) for p in params]
+            out = [standard_normal_(self.scratch(p, label), self._generator(p.device)) for p in params]
         if (
             self.prefetch_noise
             and params
@@ -301,7 +576,7 @@ class SeededOptimizer(Optimizer):
 
             def draw() -> None:
                 for b in buffers:
-                    b.normal_(generator=gen)
+                    standard_normal_(b, gen)
 
             self.__dict__["_prefetch"] = _Prefetch(key, ahead, state, buffers, _noise_pool().submit(draw))
         return out
@@ -317,7 +592,8 @@ class SeededOptimizer(Optimizer):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the state written by :meth:`state_dict`, generators included."""
+        """Load the state written by :meth:`state_dict`, generators included (checked first: class doc)."""
+        self._check_loadable(state_dict)
         self._give_back_prefetch()
         state_dict = dict(state_dict)
         rng = state_dict.pop("rng", None)
@@ -329,8 +605,10 @@ class SeededOptimizer(Optimizer):
                 self._generator(key).set_state(gen_state)
 
 
-def use_foreach(foreach: bool | None, params: Sequence[Tensor]) -> bool:
-    """Resolve the ``foreach`` knob: ``None`` picks the fused multi-tensor path unless a tensor is sparse."""
-    if foreach is None:
-        return not any(p.is_sparse for p in params)
-    return bool(foreach)
+def use_foreach(foreach: bool | None, *tensors: Sequence[Tensor]) -> bool:
+    """Resolve the ``foreach`` knob for ``tensors`` (parameters, gradients): ``None`` picks the fused
+    multi-tensor path; a sparse tensor always takes the single-tensor path (the ``torch._foreach_*``
+    kernels take dense tensors only)."""
+    if any(t.layout != torch.strided for ts in tensors for t in ts):
+        return False
+    return True if foreach is None else bool(foreach)

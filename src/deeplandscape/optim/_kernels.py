@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._common import standard_normal_
+
 
 def coupled_sgd_step_(
     ps: list[Tensor],
@@ -82,12 +84,17 @@ def coupled_sgd_step_(
 
 
 def _fusable(ps: list[Tensor], gs: list[Tensor], kernel: str) -> bool:
-    """Whether torch's fused optimizer ``kernel`` applies: dense floating tensors on one device (CPU or
-    CUDA), of one dtype."""
+    """Whether torch's fused optimizer ``kernel`` applies: dense float32 or float64 tensors on one device
+    (CPU or CUDA), of one dtype.
+
+    Not float16/bfloat16: torch's fused SGD kernel on the CPU is wrong for them (torch 2.13: from 16
+    elements on, parameters off by ~0.3 after two steps of lr 0.1 against torch.optim.SGD(foreach=False));
+    those take the unfused ``torch._foreach_*`` path, as torch.optim.SGD does by default.
+    """
     if not ps or not hasattr(torch, kernel):
         return False
     p0 = ps[0]
-    if p0.device.type not in ("cpu", "cuda") or not p0.is_floating_point():
+    if p0.device.type not in ("cpu", "cuda") or p0.dtype not in (torch.float32, torch.float64):
         return False
     return all(
         t.device == p0.device and t.dtype == p0.dtype and not t.is_sparse for group in (ps, gs) for t in group
@@ -156,7 +163,9 @@ def adam_step_(
     """Adam (Kingma & Ba 2014) on the direction ``ds`` at Adam step t ≥ 1, written as ``torch.optim.Adam``.
 
     m ← β1 m + (1 − β1) d, v ← β2 v + (1 − β2) d², p ← p − lr·(m/(1 − β1^t)) / (√(v/(1 − β2^t)) + eps).
-    The ``foreach`` path is torch's fused Adam kernel (one pass over p, d, m and v).
+    The ``foreach`` path is torch's fused Adam kernel (one pass over p, d, m and v). A complex tensor is
+    updated as the pair of reals ``torch.view_as_real`` gives (as ``torch.optim.Adam`` does): d² is taken
+    in each real component, never the complex square d·d.
     """
     beta1, beta2 = betas
     if foreach and _fusable(ps, ds, "_fused_adam_"):
@@ -180,6 +189,8 @@ def adam_step_(
     step_size = lr / (1.0 - beta1**t)
     bc2_sqrt = math.sqrt(1.0 - beta2**t)
     for p, d, m, v in zip(ps, ds, ms, vs, strict=True):
+        if p.is_complex():
+            p, d, m, v = (torch.view_as_real(t) for t in (p, d, m, v))
         m.lerp_(d, 1.0 - beta1)
         v.mul_(beta2).addcmul_(d, d, value=1.0 - beta2)
         denom = (v.sqrt() / bc2_sqrt).add_(eps)
@@ -292,10 +303,16 @@ def outer_direction(
 
 
 def add_noise_(ps: list[Tensor], std: float, generator: torch.Generator, foreach: bool) -> None:
-    """p ← p + std·ε, ε ~ N(0, I) drawn from ``generator`` parameter by parameter (same stream both paths)."""
+    """p ← p + std·ε, ε ~ N(0, I) drawn from ``generator`` parameter by parameter (same stream both paths;
+    a complex p gets N(0, 1) in each real component)."""
     if not ps or std == 0:
         return
-    eps = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in ps]
+    eps = [
+        torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        if not p.is_complex()
+        else standard_normal_(torch.empty_like(p, memory_format=torch.contiguous_format), generator)
+        for p in ps
+    ]
     add_(ps, eps, std, foreach)
 
 

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
+
+from ._common import CopyableOptimizer, check_state_dict, first_non_finite
 
 __all__ = ["LocalMean", "ReplicaMean"]
 
@@ -134,6 +135,8 @@ def check_sgd_knobs(g: dict[str, Any]) -> None:
     if g["nesterov"] and g["momentum"] == 0:
         raise ValueError(f"Invalid nesterov: {g['nesterov']} (Nesterov momentum requires momentum > 0)")
     check_positive("weight_decay", g["weight_decay"], allow_zero=True)
+    if g.get("foreach") not in (None, False, True):
+        raise ValueError(f"Invalid foreach: {g['foreach']!r} (must be one of None, False, True)")
 
 
 def resolve_scoping(scoping: float | None, batches_per_epoch: int | None) -> float:
@@ -163,13 +166,17 @@ def scoped(value0: float, scoping: float, k: int, floor: float) -> float:
     return max(value0 * (1.0 - scoping) ** k, floor)
 
 
-class ReplicatedOptimizer(Optimizer):
+class ReplicatedOptimizer(CopyableOptimizer):
     """Base of :class:`ElasticSGD` and :class:`Parle`: n replicas, one master, a global step counter.
 
     ``params`` holds the parameters of one replica (as for any ``torch.optim`` optimizer) or a list of n
     such iterables, one per replica; all replicas must have the same structure (groups, shapes, dtypes) and,
     in one process, the same device. Param groups are stored replica after replica, each with the key
     ``"replica"``. The master weights live in the state of replica 0's parameters under ``"master"``.
+
+    ``copy.deepcopy`` and ``pickle`` complete a master average in flight and keep everything (generators,
+    step counter); an optimizer that communicates over a process group cannot be copied (``TypeError``):
+    save ``state_dict()`` per rank instead.
     """
 
     def __init__(
@@ -203,6 +210,7 @@ class ReplicatedOptimizer(Optimizer):
                 "(one replica per process)"
             )
         self._averager = averager
+        self._knobs = tuple(defaults)
         self._seed = seed
         self._step_count = 0
         self._in_reference = False
@@ -221,6 +229,14 @@ class ReplicatedOptimizer(Optimizer):
         self._generators: list[torch.Generator | None] = [None] * self._n_local
         self._gen_states: list[Tensor | None] = [None] * self._n_local
         self._init_state()
+
+    def _prepare_copy(self) -> None:
+        if not isinstance(self._averager, LocalMean):
+            raise TypeError(
+                f"{type(self).__name__} communicates over a torch.distributed process group and cannot be "
+                "copied or pickled; save its state_dict() on every rank instead"
+            )
+        self._sync_master()
 
     # ----------------------------------------------------------------------------------------------------
     # structure
@@ -355,11 +371,18 @@ class ReplicatedOptimizer(Optimizer):
         }
         return sd
 
+    def _required_state(self, p: Tensor, saved: dict[str, Any] | None) -> tuple[str, ...]:
+        """Keys every parameter's saved state holds: the master on replica 0's (subclasses add theirs)."""
+        return ("master",) if any(p is q for q in self.replica_params(0)) else ()
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state written by :meth:`state_dict`; one saved by another optimizer, for another layout of
+        parameters or of replicas is refused before anything is loaded."""
+        check_state_dict(
+            self, state_dict, knobs=self._knobs, top=("replicas",), required=self._required_state
+        )
         state_dict = dict(state_dict)
-        extra = state_dict.pop("replicas", None)
-        if extra is None:
-            raise ValueError(f"Invalid state_dict: no 'replicas' entry (not saved by {type(self).__name__})")
+        extra = state_dict.pop("replicas")
         if extra["n_replicas"] != self.n_replicas or extra["first_replica"] != self._averager.first_replica:
             raise ValueError(
                 f"Invalid state_dict: saved for n_replicas={extra['n_replicas']} "
@@ -383,18 +406,12 @@ class ReplicatedOptimizer(Optimizer):
         Screened with the 2-norms (one fast vectorized pass; NaN/Inf propagate into them), confirmed entry
         by entry only when a norm is not finite, so that a finite tensor whose squares overflow passes.
         """
-        if not grads:
-            return
-        norms = torch._foreach_norm(list(grads))
-        device = norms[0].device
-        if bool(torch.isfinite(torch.stack([n.to(device, torch.float32) for n in norms])).all()):
-            return
-        for i, (g, p) in enumerate(zip(grads, params, strict=True)):
-            if not bool(torch.isfinite(g).all()):
-                raise FloatingPointError(
-                    f"{what} of parameter {i} (shape {tuple(p.shape)}) in {where} contains NaN or Inf; "
-                    "the optimizer state was left unchanged"
-                )
+        i = first_non_finite(grads)
+        if i is not None:
+            raise FloatingPointError(
+                f"{what} of parameter {i} (shape {tuple(params[i].shape)}) in {where} contains NaN or Inf; "
+                "the optimizer state was left unchanged"
+            )
 
     def _refuse_inside_reference(self) -> None:
         if self._in_reference:
@@ -403,16 +420,14 @@ class ReplicatedOptimizer(Optimizer):
     def _replica_grads(self) -> list[tuple[int, int, dict[str, Any], list[Tensor], list[Tensor]]]:
         """(a, j, group, params with a gradient, their gradients) for group j of every local replica a.
 
-        Every gradient is checked (dense, finite) before any is returned, so that a step that raises leaves
-        the optimizer state as it was.
+        Every gradient is checked (finite; a sparse one over its stored values) before any is returned, so
+        that a step that raises leaves the optimizer state as it was.
         """
         work = []
         for a in range(self._n_local):
             for j, group in enumerate(self._replica_groups[a]):
                 ps = [p for p in group["params"] if p.grad is not None]
                 gs = [p.grad for p in ps]
-                if any(g.is_sparse for g in gs):
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 self.check_finite(gs, ps, "gradient", f"param group {j} of replica {a}")
                 work.append((a, j, group, ps, gs))
         return work

@@ -34,13 +34,14 @@ class RelaxationOptimizer(SeededOptimizer):
 
     _in_reference = False
 
-    def _check_common(self, g: dict[str, Any]) -> None:
+    def _check_group(self, g: dict[str, Any]) -> None:
         check("lr", g["lr"], low=0.0)
         check("L", g["L"], low=1, integer=True)
         check("scoping", g["scoping"], low=0.0, high=1.0, high_open=True)
         check("momentum", g["momentum"], low=0.0, high=1.0, high_open=True)
         check("nesterov", g["nesterov"], choices=(False, True))
         check("weight_decay", g["weight_decay"], low=0.0)
+        check("foreach", g["foreach"], choices=(None, False, True))
 
     @staticmethod
     def scope(group: dict[str, Any]) -> float:

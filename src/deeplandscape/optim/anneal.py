@@ -41,8 +41,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from . import _kernels as K
-from ._common import check
-from ._perturbed import PerturbedGradientOptimizer
+from ._common import check, standard_normal_
+from ._perturbed import PerturbedGradientOptimizer, delta_sign
 
 SCHEDULES = ("exponential", "linear")
 SCALINGS = ("critical", "minima")
@@ -135,7 +135,8 @@ class AnnealSGD(PerturbedGradientOptimizer):
         **base_kwargs: arguments of ``base``.
 
     A parameter whose ``grad`` is ``None`` is skipped. After ``step()``, ``p.grad`` holds the unperturbed
-    gradient again.
+    gradient again. With the base optimizer's ``maximize=True`` the run is the one on −f (the base sees
+    ∇f − h_i). A sparse gradient is handed to the base optimizer as the dense ∇f + h_i (h is dense).
     """
 
     def __init__(
@@ -171,31 +172,45 @@ class AnnealSGD(PerturbedGradientOptimizer):
         if g["p"] is not None:
             check("p", g["p"], low=3, integer=True)
 
-    def _init_group(self, group: dict[str, Any]) -> None:
-        self._check_knobs(group)
-        if group["p"] is None:
+    def _size_of(self, g: dict[str, Any]) -> tuple[int, float]:
+        """(p, n) of a param group: its own, or estimated from all parameters (§5.2); validated."""
+        self._check_knobs(g)
+        p = g["p"]
+        if p is None:
             if self.size.p < 3:
                 raise ValueError(
                     f"Invalid p: {self.size.p} (estimated as the number of weight tensors with ≥ 2 dims; "
                     "v_c = J√(p(p−2)) needs p ≥ 3; pass p explicitly)"
                 )
-            group["p"] = self.size.p
-        if group["n"] is None:  # §5.2: n = (#weights / p)^{1/2}, with the group's p
-            group["n"] = math.sqrt(self.size.num_weights / group["p"])
-        check("n", group["n"], low=0.0, low_open=True)
-        if group["scaling"] == "minima":
-            edge = group["kappa"] * math.log(group["n"]) / group["n"] ** (1.0 / 3.0)
+            p = self.size.p
+        n = math.sqrt(self.size.num_weights / p) if g["n"] is None else g["n"]  # §5.2, with the group's p
+        check("n", n, low=0.0, low_open=True)
+        if g["scaling"] == "minima":
+            edge = g["kappa"] * math.log(n) / n ** (1.0 / 3.0)
             if abs(edge) > 1.0:
                 raise ValueError(
-                    f"Invalid kappa: {group['kappa']} (eq. (14) needs |kappa·log(n)/n^(1/3)| ≤ 1 so that the "
-                    f"field stays real; here n = {group['n']:g} gives {edge:g})"
+                    f"Invalid kappa: {g['kappa']} (eq. (14) needs |kappa·log(n)/n^(1/3)| ≤ 1 so that the "
+                    f"field stays real; here n = {n:g} gives {edge:g})"
                 )
+        return p, n
+
+    def _check_group(self, g: dict[str, Any]) -> None:
+        self._size_of(g)
+
+    def _required_state(self, p: Tensor, saved: dict[str, Any] | None) -> tuple[str, ...]:
+        return ("field",)
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        group["p"], group["n"] = self._size_of(group)
         v_c = group["J"] * math.sqrt(group["p"] * (group["p"] - 2))
         for param in group["params"]:
             state = self.state[param]
             if "field" not in state:
                 gen = self.generator(param.device)
-                xi = torch.randn(param.shape, generator=gen, dtype=param.dtype, device=param.device)
+                if param.is_complex():  # N(0, 1) in each real component, as torch.view_as_real(param)
+                    xi = standard_normal_(torch.empty_like(param, memory_format=torch.contiguous_format), gen)
+                else:
+                    xi = torch.randn(param.shape, generator=gen, dtype=param.dtype, device=param.device)
                 state["field"] = xi.mul_(v_c)
 
     def scale(self, group: dict[str, Any] | None = None) -> float:
@@ -216,9 +231,10 @@ class AnnealSGD(PerturbedGradientOptimizer):
     def _perturbed_grads(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
     ) -> list[Tensor]:
-        """∇f + s_i h (Alg. 1 line 10), in work buffers."""
+        """∇f + s_i h (Alg. 1 line 10; ∇f − s_i h with ``maximize``), in work buffers."""
         outs = [self.scratch(p, "grad") for p in params]
-        K.sum_into_(outs, grads, [self.state[p]["field"] for p in params], self.scale(group), foreach)
+        fields = [self.state[p]["field"] for p in params]
+        K.sum_into_(outs, grads, fields, delta_sign(group) * self.scale(group), foreach)
         return outs
 
     @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from . import _kernels as K
-from ._common import closure_loss
+from ._common import closure_loss, use_foreach
 from ._parle_replicas import (
     ReplicaMean,
     ReplicatedOptimizer,
@@ -68,6 +68,7 @@ class ElasticSGD(ReplicatedOptimizer):
         weight_decay: λ, L2 penalty added to the replica gradient (default 0).
         foreach: use the ``torch._foreach_*`` kernels (default ``None``: yes).
 
+    Sparse gradients (``nn.Embedding(sparse=True)``) are supported (single-tensor path for that group).
     Parameters whose ``grad`` is ``None`` are not updated; the master still averages every parameter, so
     that all replicas (and all processes) always exchange the same tensors. Extra memory: the master (one
     parameter-sized buffer per process), the momentum buffer per replica, one temporary x̄ per step.
@@ -143,7 +144,7 @@ class ElasticSGD(ReplicatedOptimizer):
 
         masters_of_group = [[self.state[p]["master"] for p in g["params"]] for g in self._replica_groups[0]]
         for _, j, group, ps, gs in work:
-            foreach = group["foreach"] is not False
+            foreach = use_foreach(group["foreach"], ps, gs)
             ms = [m for p, m in zip(group["params"], masters_of_group[j], strict=True) if p.grad is not None]
             rho = scoped(group["rho"], group["scoping"], k, group["rho_min"])
             K.coupled_sgd_step_(

@@ -20,7 +20,7 @@ from torch.optim import Optimizer
 
 from . import _kernels as K
 from ._common import check
-from ._perturbed import PerturbedGradientOptimizer
+from ._perturbed import PerturbedGradientOptimizer, delta_sign
 
 
 def noise_std(t: int, eta: float, gamma: float) -> float:
@@ -40,7 +40,10 @@ class GradientNoise(PerturbedGradientOptimizer):
         seed: seed of the noise generator (``None``: drawn from torch's global generator).
 
     t is the group's step count (0 at the first step). A parameter whose ``grad`` is ``None`` is skipped and
-    gets no noise drawn. After ``step()``, ``p.grad`` holds the noiseless gradient again.
+    gets no noise drawn. After ``step()``, ``p.grad`` holds the noiseless gradient again. With the base
+    optimizer's ``maximize=True`` the run is the one on −f (the base sees g − σ_t ε). A sparse gradient is
+    handed to the base optimizer as the dense g + σ_t ε when η > 0. Complex parameters get N(0, σ_t²) in each
+    real component.
     """
 
     def __init__(
@@ -54,16 +57,12 @@ class GradientNoise(PerturbedGradientOptimizer):
         **base_kwargs: Any,
     ) -> None:
         defaults = dict(eta=eta, gamma=gamma)
-        self._check_knobs(defaults)
+        self._check_group(defaults)
         super().__init__(params, defaults, base, base_kwargs, seed)
 
-    @staticmethod
-    def _check_knobs(g: dict[str, Any]) -> None:
+    def _check_group(self, g: dict[str, Any]) -> None:
         check("eta", g["eta"], low=0.0)
         check("gamma", g["gamma"], low=0.0)
-
-    def _init_group(self, group: dict[str, Any]) -> None:
-        self._check_knobs(group)
 
     def _perturbs(self, group: dict[str, Any]) -> bool:
         return group["eta"] != 0
@@ -71,8 +70,9 @@ class GradientNoise(PerturbedGradientOptimizer):
     def _perturbed_grads(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
     ) -> list[Tensor]:
-        """g + σ_t ε with ε ∼ N(0, I) drawn in parameter order, written over the noise buffers."""
+        """g + σ_t ε (g − σ_t ε with ``maximize``), ε ∼ N(0, I) drawn in parameter order, written over the
+        noise buffers."""
         std = noise_std(group["step"], group["eta"], group["gamma"])
         noises = self.randn_like_params(params)
-        K.sum_into_(noises, grads, noises, std, foreach)
+        K.sum_into_(noises, grads, noises, delta_sign(group) * std, foreach)
         return noises

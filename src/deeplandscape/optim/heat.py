@@ -30,8 +30,9 @@ class Heat(RelaxationOptimizer):
     """Heat-equation smoothing (Thesis §4.6.1.3): x ← x − η·M(mean of ∇f_b(x + ε^i) over a cycle of L steps).
 
     Args:
-        params: parameters or param groups. Parameters that require a gradient are perturbed to x + ε at
-            construction (and after every step), so build the optimizer before the first forward pass.
+        params: parameters or param groups. Parameters that require a gradient are perturbed to x + ε once
+            every param group is validated, at construction (or in ``add_param_group``), so build the
+            optimizer before the first forward pass.
         lr: η (default 0.1, the outer step size of §4.6.1.1).
         L: gradients averaged per update (default 20, §4.6.1.3).
         gamma: variance γ0 ≥ 0 of the perturbations. The Thesis gives no value; the default 1e-4 is the
@@ -41,9 +42,15 @@ class Heat(RelaxationOptimizer):
         momentum, nesterov: momentum of the outer update (default 0.9, Nesterov).
         weight_decay: λ, added as λ·(x + ε) to each gradient (default 0).
         seed: seed of the perturbations (``None``: drawn from torch's global generator).
-        foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a tensor is sparse).
+        foreach: use ``torch._foreach_*`` kernels (``None``: yes unless a gradient is sparse).
 
-    State per parameter: ``reference`` (x), ``grad_sum``, ``outer_momentum`` (when momentum > 0).
+    State per parameter: ``reference`` (x), ``grad_sum``, ``grads`` (how many gradients the sum holds),
+    ``outer_momentum`` (when momentum > 0). A parameter whose ``grad`` is ``None`` is skipped: it stays at
+    its perturbed point and adds nothing to its sum; the outer update averages each parameter's own
+    gradients of the cycle and leaves a parameter that had none where it is. ``state_dict()`` also holds
+    each parameter's current point x + ε (``point``), which ``load_state_dict`` puts back into the
+    parameters: a Heat built on a model loaded from a checkpoint (which perturbs it once more) resumes
+    exactly once its state is loaded.
     """
 
     def __init__(
@@ -73,23 +80,33 @@ class Heat(RelaxationOptimizer):
             cycle_step=0,
             outer_step=0,
         )
-        self._check_knobs(defaults)
+        self._check_group(defaults)
         super().__init__(params, defaults, seed)
+        for group in self.param_groups:  # every group is valid: only now are the parameters moved
+            self._start_group(group)
+        self._constructed = True
 
-    def _check_knobs(self, g: dict[str, Any]) -> None:
-        self._check_common(g)
+    def _check_group(self, g: dict[str, Any]) -> None:
+        super()._check_group(g)
         check("gamma", g["gamma"], low=0.0)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group: validate it, store x and move the parameters to x + ε."""
+        """Add a param group: validate it, then store x and move its parameters to x + ε."""
         super().add_param_group(param_group)
-        self._check_knobs(param_group)
-        params = [p for p in param_group["params"] if p.requires_grad]
+        if self._constructed:
+            self._start_group(self.param_groups[-1])
+
+    _constructed = False  # set once __init__ has added (and validated) every param group
+
+    def _start_group(self, group: dict[str, Any]) -> None:
+        """x ← the parameters that require a gradient, then parameters ← x + ε."""
+        params = [p for p in group["params"] if p.requires_grad]
         with torch.no_grad():
             for p in params:
                 self.state[p]["reference"] = p.detach().clone()
                 self.state[p]["grad_sum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            self._perturb(param_group, params, use_foreach(param_group["foreach"], params))
+                self.state[p]["grads"] = 0
+            self._perturb(group, params, use_foreach(group["foreach"], params))
 
     def _perturb(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
         """Parameters ← x + √γ_t ε with a fresh ε ∼ N(0, I)."""
@@ -102,19 +119,52 @@ class Heat(RelaxationOptimizer):
         else:
             K.copy_(params, xs, foreach)
 
+    def _required_state(self, p: Tensor, saved: dict[str, Any] | None) -> Iterable[str]:
+        return ("reference", "grad_sum") if p.requires_grad else ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state, with each parameter's current point x + ε as ``point`` (see the class docstring)."""
+        sd = super().state_dict()
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "reference" in self.state.get(p, {}):  # a new dict: torch hands out the live state
+                    sd["state"][index] = {**sd["state"][index], "point": p.detach().clone()}
+                index += 1
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state written by :meth:`state_dict` (checked first); put its points into the parameters."""
+        self._check_loadable(state_dict)
+        state_dict = dict(state_dict)
+        state = {k: dict(v) for k, v in state_dict["state"].items()}
+        points = {k: st.pop("point") for k, st in state.items() if "point" in st}
+        super().load_state_dict({**state_dict, "state": state})
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    st = self.state.get(p)
+                    if st is not None and "reference" in st:
+                        st.setdefault("grads", group["cycle_step"])  # states saved before it was kept
+            params = [p for g in self.param_groups for p in g["params"]]
+            for pid, p in zip(saved_ids, params, strict=True):
+                if pid in points:
+                    p.copy_(points[pid])
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
-        """Add ∇f_b(x + ε) to the cycle's sum; after every L-th step update x (eq. (4.43)); re-perturb."""
+        """Add ∇f_b(x + ε) to the cycle's sums; after every L-th step update x (eq. (4.43)); re-perturb."""
         self._refuse_inside_reference()
         loss = closure_loss(closure)
-        work = collect_grads(self.param_groups, keep=self.state.__contains__)
+        work = collect_grads(self.param_groups, keep=lambda p: "reference" in self.state.get(p, {}))
         for group, (params, grads) in zip(self.param_groups, work, strict=True):
             if params:
                 self._group_step(group, params, grads)
         return loss
 
     def _group_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
-        foreach = use_foreach(group["foreach"], params)
+        foreach = use_foreach(group["foreach"], params, grads)
         wd = group["weight_decay"]
         sums = [self.state[p]["grad_sum"] for p in params]
         if foreach:
@@ -126,25 +176,29 @@ class Heat(RelaxationOptimizer):
                 s.add_(g)
                 if wd != 0:
                     s.add_(p, alpha=wd)
+        for p in params:
+            self.state[p]["grads"] += 1
         group["step"] += 1
         group["cycle_step"] += 1
-        tracked = [p for p in group["params"] if p in self.state]
+        moved = params
         if group["cycle_step"] >= group["L"]:
-            self._outer_update(group, tracked, foreach)
+            had = [p for p in group["params"] if self.state.get(p, {}).get("grads", 0) > 0]
+            self._outer_update(group, had, use_foreach(group["foreach"], had))
             group["cycle_step"] = 0
             group["outer_step"] += 1
-        self._perturb(group, tracked, foreach)
+            moved = had
+        self._perturb(group, moved, foreach)
 
     def _outer_update(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> None:
-        """x ← x − η·M(Σ/L); Σ ← 0 (eq. (4.43))."""
+        """x ← x − η·M(Σ/k), k the gradients in Σ (L when every step gave one); Σ ← 0 (eq. (4.43))."""
         xs = [self.state[p]["reference"] for p in params]
         sums = [self.state[p]["grad_sum"] for p in params]
-        L = group["cycle_step"]
-        if foreach:  # Σ/L in place: Σ restarts from 0 below
-            torch._foreach_div_(sums, L)
+        counts = [self.state[p]["grads"] for p in params]
+        if foreach:  # Σ/k in place: Σ restarts from 0 below
+            torch._foreach_div_(sums, counts)
         else:
-            for s in sums:
-                s.div_(L)
+            for s, k in zip(sums, counts, strict=True):
+                s.div_(k)
         mu = group["momentum"]
         bufs = [zeros_buffer(self.state[p], "outer_momentum", p) for p in params] if mu != 0 else []
         K.momentum_step_(
@@ -155,3 +209,5 @@ class Heat(RelaxationOptimizer):
         else:
             for s in sums:
                 s.zero_()
+        for p in params:
+            self.state[p]["grads"] = 0

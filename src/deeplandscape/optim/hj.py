@@ -20,10 +20,14 @@ from .entropy import EntropySGD
 class HJ(EntropySGD):
     """Non-viscous Hamilton–Jacobi relaxation (Thesis §4.6.1.2): :class:`EntropySGD`, L = 5, α = β^{-1} = 0.
 
-    Defaults: L = 5, noise = 0, alpha = 0 (§4.6.1.2); the rest as :class:`EntropySGD` (lr = η′ = 1,
-    inner_lr = 0.1, γ0 = 1e4, γ1 = 1e-3, Nesterov momentum 0.9: "other details such as adding momentum …
-    and scoping of the parameter γ are standard and as discussed in Section 3.2.3", §4.6.1.3). All knobs
-    stay in the param groups and may be overridden (with noise > 0 or alpha > 0 it is no longer HJ).
+    Defaults: L = 5, noise = 0, alpha = 0 (§4.6.1.2); the rest as :class:`EntropySGD`, whose docstring gives
+    each source ("other details such as adding momentum … and scoping of the parameter γ are standard and
+    as discussed in Section 3.2.3", §4.6.1.3): lr = η′ = 1 (§3.2.3; x ← y_L), inner_lr = 0.1 (§4.6.1.1),
+    γ0 = 1e4, γ1 = 1e-3, Nesterov momentum 0.9 in the inner loop restarted each cycle and none on the outer
+    update (the authors' code). §4.6.1.1 sets the outer step η = 0.1, dropped by 5× every 3 epochs; the
+    authors' PyTorch port pairs η′ = 0.1 with outer Nesterov momentum 0.9 (``lr=0.1, outer_momentum=0.9,
+    outer_nesterov=True``). All knobs stay in the param groups and may be overridden (with noise > 0 or
+    alpha > 0 it is no longer HJ).
     """
 
     def __init__(
@@ -39,6 +43,8 @@ class HJ(EntropySGD):
         momentum: float = 0.9,
         nesterov: bool = True,
         weight_decay: float = 0.0,
+        outer_momentum: float = 0.0,
+        outer_nesterov: bool = False,
         *,
         seed: int | None = None,
         foreach: bool | None = None,
@@ -55,6 +61,8 @@ class HJ(EntropySGD):
             momentum=momentum,
             nesterov=nesterov,
             weight_decay=weight_decay,
+            outer_momentum=outer_momentum,
+            outer_nesterov=outer_nesterov,
             seed=seed,
             foreach=foreach,
         )

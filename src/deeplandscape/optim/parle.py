@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from . import _kernels as K
-from ._common import closure_loss
+from ._common import closure_loss, use_foreach
 from ._parle_data import split_dataset
 from ._parle_replicas import (
     ReplicaMean,
@@ -96,7 +96,8 @@ class Parle(ReplicatedOptimizer):
         foreach: use the ``torch._foreach_*`` kernels (default ``None``: yes).
 
     Parameters whose ``grad`` is ``None`` skip the inner step; the outer step and the master average
-    apply to every parameter, so that all replicas always exchange the same tensors. Extra memory per
+    apply to every parameter, so that all replicas always exchange the same tensors. Sparse gradients
+    (``nn.Embedding(sparse=True)``) are supported (single-tensor path for that group). Extra memory per
     replica: x^a, z^a, two momentum buffers; one master per process; one temporary at outer steps.
     """
 
@@ -148,6 +149,9 @@ class Parle(ReplicatedOptimizer):
             group_check=_check_knobs,
         )
 
+    def _required_state(self, p: Tensor, saved: dict[str, Any] | None) -> tuple[str, ...]:
+        return ("x", "z", *super()._required_state(p, saved))
+
     def _init_param_state(self, p: Tensor, state: dict[str, Any]) -> None:
         state["x"] = p.detach().clone(memory_format=torch.preserve_format)
         state["z"] = p.detach().clone(memory_format=torch.preserve_format)
@@ -193,7 +197,7 @@ class Parle(ReplicatedOptimizer):
         """(5.8a)–(5.8b): y ← y − η(0) [M(g + λy) + (y − x^a)/γ_k] + √(2η(0)β⁻¹) ε, z ← αz + (1 − α)y."""
         if not ps:
             return
-        foreach = group["foreach"] is not False
+        foreach = use_foreach(group["foreach"], ps, gs)
         states = [self.state[p] for p in ps]
         gamma = scoped(group["gamma"], group["scoping"], k // group["L"], group["gamma_min"])
         K.coupled_sgd_step_(

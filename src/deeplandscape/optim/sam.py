@@ -33,10 +33,25 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import check, check_finite_grads, collect_grads, load_base_state, use_foreach, with_base_state
+from ._common import (
+    CopyableOptimizer,
+    add_shared_group,
+    build_base,
+    check,
+    check_finite_grads,
+    check_state_dict,
+    check_steps_without_closure,
+    collect_grads,
+    load_base_state,
+    sparse_grads,
+    step_base,
+    stored_entries,
+    use_foreach,
+    with_base_state,
+)
 
 
-class SAM(Optimizer):
+class SAM(CopyableOptimizer):
     """SAM / ASAM (Foret et al. 2021, Alg. 1; Kwon et al. 2021, Alg. 1) around any base optimizer.
 
     ``step(closure)`` expects the gradient at w in ``p.grad`` (the usual ``loss.backward()``), then
@@ -78,6 +93,15 @@ class SAM(Optimizer):
         **base_kwargs: arguments of ``base_optimizer``.
 
     A parameter whose ``grad`` is ``None`` at w is neither perturbed nor counted in the norm.
+
+    ``defaults`` holds the base optimizer's defaults too, so ``OneCycleLR``/``CyclicLR`` with
+    ``cycle_momentum`` find ``momentum`` or ``betas`` and cycle them in the shared groups, where the base
+    optimizer reads them. Every knob, the base optimizer's included (finite; ``lr``, ``momentum``, … ≥ 0),
+    is validated before a param group is added. With the base optimizer's ``maximize=True``, SAM maximizes
+    f: ε̂ = −ρ·g/‖g‖, the run on −f. Sparse gradients are supported where the base optimizer takes them
+    (the norm counts each entry once); a complex parameter is a pair of reals (ASAM's |w| per real
+    component), as in ``torch.optim``. ``copy.deepcopy`` and ``pickle`` keep the base optimizer (and w while
+    the weights are perturbed).
     """
 
     #: Forward/backward passes per ``step()``: one at w (before ``step``), one at w + ε̂ (the closure).
@@ -96,6 +120,7 @@ class SAM(Optimizer):
             raise ValueError(
                 f"Invalid base_optimizer: {base_optimizer!r} (must be a torch.optim.Optimizer subclass)"
             )
+        check_steps_without_closure(base_optimizer, "base_optimizer")
         defaults = dict(rho=rho, adaptive=adaptive, step=0)
         clash = sorted(set(defaults) & set(inspect.signature(base_optimizer.__init__).parameters))
         if clash:
@@ -104,10 +129,10 @@ class SAM(Optimizer):
                 "those of SAM"
             )
         self._check_knobs(defaults)
-        super().__init__(params, defaults)
-        # The base optimizer's add_param_group fills its defaults into our group dicts and keeps them.
-        self.base = base_optimizer(self.param_groups, **base_kwargs)
+        self._knobs = tuple(defaults)
         self._perturbed: list[Tensor] | None = None
+        super().__init__(params, defaults)
+        self.base = build_base(self, base_optimizer, base_kwargs)
 
     @staticmethod
     def _check_knobs(g: dict[str, Any]) -> None:
@@ -115,11 +140,24 @@ class SAM(Optimizer):
         check("adaptive", g["adaptive"], choices=(False, True))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group to this optimizer and to the base optimizer (the same dict); knobs validated."""
-        self._check_knobs({**self.defaults, **param_group})
-        super().add_param_group(param_group)
-        if "base" in self.__dict__:
-            self.base.add_param_group(param_group)
+        """Add a param group to this optimizer and to the base optimizer (the same dict).
+
+        Every knob is validated first; if the base optimizer refuses the group, neither keeps it.
+        """
+        if isinstance(param_group, dict):
+            self._check_knobs({**self.defaults, **param_group})
+        if self._perturbed is not None:
+            raise RuntimeError("SAM.add_param_group: the weights are perturbed; call second_step() first")
+        if "base" not in self.__dict__:  # in __init__: the base optimizer is built over every group after
+            super().add_param_group(param_group)
+            return
+        add_shared_group(self, self.base, param_group, super().add_param_group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if state.get("_perturbed") is None:
+            state.pop("_saved_weights", None)  # work buffers: w is kept only while the weights are perturbed
+        return state
 
     def _saved(self, p: Tensor) -> Tensor:
         """A persistent buffer shaped like ``p`` that holds w while the weights sit at w + ε̂."""
@@ -144,11 +182,17 @@ class SAM(Optimizer):
             raise RuntimeError(
                 "SAM.first_step: no parameter has a gradient; call loss.backward() at w before step(closure)"
             )
+        # Complex tensors as pairs of reals; sparse gradients coalesced (the norm counts each entry once).
+        work = [
+            ([_real(p) for p in ps], [_real(g.coalesce() if g.is_sparse else g) for g in gs], ps)
+            for ps, gs in work
+        ]
         paths = [
-            use_foreach(g.get("foreach"), ps) for g, (ps, _) in zip(self.param_groups, work, strict=True)
+            use_foreach(g.get("foreach"), ps, gs)
+            for g, (ps, gs, _) in zip(self.param_groups, work, strict=True)
         ]
         norms: list[Tensor] = []
-        for group, (params, grads), foreach in zip(self.param_groups, work, paths, strict=True):
+        for group, (params, grads, _), foreach in zip(self.param_groups, work, paths, strict=True):
             if params:
                 norms.extend(_part_norms(params, grads, adaptive=group["adaptive"], foreach=foreach))
         device = norms[0].device
@@ -157,16 +201,17 @@ class SAM(Optimizer):
         # ε̂ = 0 when ‖g‖ = 0: where() picks 0 without forming 0·inf.
         inv = torch.where(norm > 0, norm.reciprocal(), torch.zeros_like(norm))
         perturbed: list[Tensor] = []
-        for group, (params, grads), foreach in zip(self.param_groups, work, paths, strict=True):
+        for group, (params, grads, originals), foreach in zip(self.param_groups, work, paths, strict=True):
             if not params:
                 continue
-            saved = [self._saved(p) for p in params]
-            scale = inv * group["rho"]
+            saved = [self._saved(p) for p in originals]
+            torch._foreach_copy_(saved, originals)
+            scale = inv * (-group["rho"] if group.get("maximize", False) else group["rho"])
             if foreach:
-                _perturb_foreach(params, grads, saved, scale, adaptive=group["adaptive"])
+                _perturb_foreach(params, grads, scale, adaptive=group["adaptive"])
             else:
-                _perturb_single(params, grads, saved, scale, adaptive=group["adaptive"])
-            perturbed.extend(params)
+                _perturb_single(params, grads, scale, adaptive=group["adaptive"])
+            perturbed.extend(originals)
         self._perturbed = perturbed
         if zero_grad:
             for p in perturbed:
@@ -185,7 +230,7 @@ class SAM(Optimizer):
         for gi, group in enumerate(self.param_groups):
             idx = [i for i, p in enumerate(group["params"]) if p.grad is not None]
             check_finite_grads([group["params"][i].grad for i in idx], idx, gi, group["step"])
-        self.base.step()
+        step_base(self, self.base, sparse_grads(self.param_groups))
         for group in self.param_groups:
             if any(p.grad is not None for p in group["params"]):
                 group["step"] += 1
@@ -226,35 +271,41 @@ class SAM(Optimizer):
         return with_base_state(super().state_dict(), self.base)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state written by :meth:`state_dict`."""
+        """Load a state written by :meth:`state_dict`; one saved by another optimizer or for other parameters
+        is refused before anything is loaded."""
+        if self._perturbed is not None:
+            raise RuntimeError("SAM.load_state_dict: the weights are perturbed; call second_step() first")
+        check_state_dict(self, state_dict, knobs=self._knobs)
         load_base_state(self, self.base, state_dict, super().load_state_dict)
-        self._perturbed = None
+
+
+def _real(t: Tensor) -> Tensor:
+    """A dense complex tensor as its pairs of reals (a view), any other tensor as it is."""
+    return torch.view_as_real(t) if t.is_complex() and t.layout == torch.strided else t
 
 
 def _part_norms(params: list[Tensor], grads: list[Tensor], *, adaptive: bool, foreach: bool) -> list[Tensor]:
-    """‖g_i‖ per tensor, or ‖|w_i| ⊙ g_i‖ = ‖w_i ⊙ g_i‖ when ``adaptive``."""
+    """‖g_i‖ per tensor, or ‖|w_i| ⊙ g_i‖ = ‖w_i ⊙ g_i‖ when ``adaptive`` (sparse g_i: over its entries)."""
     if foreach:
         return list(torch._foreach_norm(torch._foreach_mul(params, grads) if adaptive else grads))
-    return [torch.linalg.vector_norm(p * g if adaptive else g) for p, g in zip(params, grads, strict=True)]
+    norms = []
+    for p, g in zip(params, grads, strict=True):
+        t = g * p if adaptive else g
+        norms.append(torch.linalg.vector_norm(t if t.layout == torch.strided else stored_entries(t)))
+    return norms
 
 
-def _perturb_single(
-    params: list[Tensor], grads: list[Tensor], saved: list[Tensor], scale: Tensor, *, adaptive: bool
-) -> None:
-    """Reference implementation: saved ← w, w ← w + s·g (adaptive: w + s·w²⊙g), s = ρ/‖·‖."""
-    for p, g, w in zip(params, grads, saved, strict=True):
-        w.copy_(p)
+def _perturb_single(params: list[Tensor], grads: list[Tensor], scale: Tensor, *, adaptive: bool) -> None:
+    """Reference implementation: w ← w + s·g (adaptive: w + s·w²⊙g), s = ±ρ/‖·‖ (g may be sparse)."""
+    for p, g in zip(params, grads, strict=True):
         e = g * scale.to(p.device)
         if adaptive:
-            e.mul_(p).mul_(p)
+            e = e * p * p if e.layout != torch.strided else e.mul_(p).mul_(p)
         p.add_(e)
 
 
-def _perturb_foreach(
-    params: list[Tensor], grads: list[Tensor], saved: list[Tensor], scale: Tensor, *, adaptive: bool
-) -> None:
+def _perturb_foreach(params: list[Tensor], grads: list[Tensor], scale: Tensor, *, adaptive: bool) -> None:
     """The same update with ``torch._foreach_*`` kernels (one launch per device)."""
-    torch._foreach_copy_(saved, params)
     by_device: dict[torch.device, list[int]] = {}
     for i, p in enumerate(params):
         by_device.setdefault(p.device, []).append(i)

@@ -29,7 +29,10 @@ class SGLD(SeededOptimizer):
         temperature: β^{-1} ≥ 0 (default 1e-6, the thermal noise of Thesis §3.3.2); 0 gives SGD exactly.
         weight_decay: λ ≥ 0, an L2 term added to the gradient (a Gaussian prior).
         seed: seed of the noise generator (``None``: drawn from torch's global generator).
-        foreach: use the ``torch._foreach_*`` path (``None``: yes unless a tensor is sparse).
+        foreach: use the ``torch._foreach_*`` path (``None``: yes unless a gradient is sparse).
+
+    Sparse gradients (``nn.Embedding(sparse=True)``) are supported; the step is dense (the noise is).
+    Complex parameters get N(0, 1) noise in each real component (as their ``torch.view_as_real`` pairs).
     """
 
     def __init__(
@@ -43,21 +46,14 @@ class SGLD(SeededOptimizer):
         foreach: bool | None = None,
     ) -> None:
         defaults = dict(lr=lr, temperature=temperature, weight_decay=weight_decay, foreach=foreach, step=0)
-        self._check_knobs(defaults)
+        self._check_group(defaults)
         super().__init__(params, defaults, seed)
-        for group in self.param_groups:
-            self._check_knobs(group)
 
-    @staticmethod
-    def _check_knobs(g: dict[str, Any]) -> None:
+    def _check_group(self, g: dict[str, Any]) -> None:
         check("lr", g["lr"], low=0.0)
         check("temperature", g["temperature"], low=0.0)
         check("weight_decay", g["weight_decay"], low=0.0)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group (its knobs are validated)."""
-        super().add_param_group(param_group)
-        self._check_knobs(param_group)
+        check("foreach", g["foreach"], choices=(None, False, True))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
@@ -70,7 +66,7 @@ class SGLD(SeededOptimizer):
             lr, temp, wd = group["lr"], group["temperature"], group["weight_decay"]
             std = math.sqrt(2.0 * lr * temp)
             noises = self.randn_like_params(params) if std > 0 else None
-            if use_foreach(group["foreach"], params):
+            if use_foreach(group["foreach"], params, grads):
                 _sgld_foreach(params, grads, noises, lr=lr, std=std, weight_decay=wd)
             else:
                 _sgld_single(params, grads, noises, lr=lr, std=std, weight_decay=wd)
@@ -87,10 +83,13 @@ def _sgld_single(
     std: float,
     weight_decay: float,
 ) -> None:
-    """Reference implementation, one tensor at a time."""
+    """Reference implementation, one tensor at a time (a sparse gradient is added into the dense step)."""
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        d = g.add(p, alpha=weight_decay) if weight_decay != 0 else g
-        p.add_(d, alpha=-lr)
+        if weight_decay != 0:
+            d = p.mul(weight_decay).add_(g) if g.layout != torch.strided else g.add(p, alpha=weight_decay)
+            p.add_(d, alpha=-lr)
+        else:
+            p.add_(g, alpha=-lr)
         if noises is not None:
             p.add_(noises[i], alpha=std)
 
