@@ -189,3 +189,31 @@ def test_entropy_sgd_state_saved_before_outer_momentum_existed_keeps_its_meaning
     fresh = dlo.EntropySGD(model.parameters(), **kw)
     fresh.load_state_dict(old)
     assert fresh.param_groups[0]["outer_momentum"] == 0.6 and fresh.param_groups[0]["outer_nesterov"] is True
+
+
+@pytest.mark.parametrize("wrapper", ["anneal-sgd", "gradient-noise", "sam"])
+def test_a_wrapper_around_a_seeded_base_resumes_bit_for_bit(wrapper):
+    """The base optimizer's own generators (SGLD as base) travel in the wrapper's state_dict."""
+    kw = {"anneal-sgd": dict(J=0.01, p=3, seed=0), "gradient-noise": dict(eta=0.01, seed=0), "sam": {}}[
+        wrapper
+    ]
+
+    def make(model):
+        return dlo.get(wrapper)(model.parameters(), dlo.SGLD, lr=0.05, temperature=1e-3, **kw)
+
+    torch.manual_seed(0)  # the base SGLD draws its seed from torch's global generator
+    truth_model = embedding_model()
+    truth = make(truth_model)
+    take_steps(truth_model, truth, 0, 9)
+    torch.manual_seed(0)
+    model = embedding_model()
+    opt = make(model)
+    take_steps(model, opt, 0, 4)
+    ckpt = save_load({"model": model.state_dict(), "opt": opt.state_dict()})
+    torch.manual_seed(1)  # another seed for the fresh base: the checkpoint must override it
+    fresh = embedding_model(seed=2)
+    fresh_opt = make(fresh)
+    fresh.load_state_dict(ckpt["model"])
+    fresh_opt.load_state_dict(ckpt["opt"])
+    take_steps(fresh, fresh_opt, 4, 9)
+    assert_identical(weights_and_reference(fresh, fresh_opt), weights_and_reference(truth_model, truth))

@@ -227,3 +227,12 @@ def test_group_added_mid_cycle_starts_its_own_cycle(name):
             p.detach().clone() for p in list(alone["lin"].parameters()) + list(alone["out"].parameters())
         ]
     assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_anneal_sgd_alignment_of_a_complex_parameter_is_that_of_its_pair_of_reals():
+    c = nn.Parameter(C0.clone())
+    r = nn.Parameter(torch.view_as_real(C0).clone())
+    opts = [build_any("anneal-sgd", [p], **COMPLEX_SETTINGS["anneal-sgd"]) for p in (c, r)]
+    _run_on(c, opts[0], _complex_loss, steps=3)
+    _run_on(r, opts[1], lambda p: _complex_loss(torch.view_as_complex(p)), steps=3)
+    assert abs(opts[0].alignment() - opts[1].alignment()) <= 1e-12 * max(1.0, opts[1].alignment())

@@ -150,8 +150,11 @@ def collect_grads(
 
 def with_base_state(state_dict: dict[str, Any], base: Optimizer) -> dict[str, Any]:
     """``state_dict`` of a wrapper plus ``base_state``, the state (momentum buffers, Adam moments, …) of the
-    base optimizer it wraps; the param groups are shared and stored once."""
-    state_dict["base_state"] = base.state_dict()["state"]
+    base optimizer it wraps, and ``base_extra``, anything else its ``state_dict()`` holds (the generators of
+    a base from this package); the param groups are shared and stored once."""
+    base_sd = base.state_dict()
+    state_dict["base_state"] = base_sd["state"]
+    state_dict["base_extra"] = {k: v for k, v in base_sd.items() if k not in ("state", "param_groups")}
     return state_dict
 
 
@@ -163,9 +166,13 @@ def load_base_state(
     each optimizer new group dicts). The state is checked with :func:`check_state_dict` first."""
     state_dict = dict(state_dict)
     check_state_dict(wrapper, state_dict, top=("base_state",))
-    base_state = state_dict.pop("base_state")
-    check_state_dict(wrapper, {"state": base_state, "param_groups": state_dict["param_groups"]})
-    base.load_state_dict({"state": base_state, "param_groups": state_dict["param_groups"]})
+    base_sd = {
+        **state_dict.pop("base_extra", {}),
+        "state": state_dict.pop("base_state"),
+        "param_groups": state_dict["param_groups"],
+    }
+    check_state_dict(wrapper, base_sd)
+    base.load_state_dict(base_sd)
     load(state_dict)
     base.param_groups = list(wrapper.param_groups)
 

@@ -244,6 +244,9 @@ class AnnealSGD(PerturbedGradientOptimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 h = self.state[p].get("field")
-                if h is not None:
-                    total += float(torch.dot(h.flatten().double(), p.detach().flatten().double()))
+                if (
+                    h is not None
+                ):  # a complex parameter as its pairs of reals (.double() drops imaginary parts)
+                    h, w = (torch.view_as_real(t) if t.is_complex() else t for t in (h, p.detach()))
+                    total += float(torch.dot(h.flatten().double(), w.flatten().double()))
         return abs(total)
