@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from deeplandscape.analysis._functional import all_finite
-from deeplandscape.analysis._model import Batch, LossFn
+from deeplandscape.analysis._model import Batch, LossFn, Output
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 SAMPLING = ("with_replacement", "without_replacement")
@@ -185,6 +185,7 @@ def diffusion_spectrum(
     method: str = "auto",
     train: bool = False,
     chunk_size: int | None = None,
+    output: Output = None,
 ) -> DiffusionSpectrum:
     """Spectrum, rank, mean and std of the diffusion matrix ``D(x)`` of a model over a data set.
 
@@ -192,7 +193,9 @@ def diffusion_spectrum(
     default, as in Thesis §6.3.1; the model is restored exactly), then
     :func:`diffusion_spectrum_from_gradients`. Memory ``O(N·d)``.
     """
-    grads = per_sample_gradients(model, loss_fn, data, train=train, chunk_size=chunk_size).gradients
+    grads = per_sample_gradients(
+        model, loss_fn, data, train=train, chunk_size=chunk_size, output=output
+    ).gradients
     return diffusion_spectrum_from_gradients(grads, sampling=sampling, method=method)
 
 

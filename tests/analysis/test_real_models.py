@@ -1,0 +1,112 @@
+"""Per-sample gradients, the Fisher diagonal and D(x) on the models people write, against loops over samples.
+
+In-place activations and residual adds, shared and tied weights, BatchNorm, Dropout, LSTM/GRU, dict and tuple
+outputs, in float64 and float32: every result is compared with a float64 Python loop over samples on an
+in-place-free twin of the model (``_zoo``), and with ``torch.func.vmap`` on the twin where it runs.
+"""
+
+import pytest
+import torch
+from torch.func import functional_call, grad, vmap
+
+from deeplandscape.analysis.fisher import fisher_diagonal
+from deeplandscape.analysis.noise import diffusion_spectrum
+from deeplandscape.analysis.per_sample import per_sample_gradients
+
+from ._curvature_cases import assert_unchanged, single_thread, snapshot  # noqa: F401
+from ._zoo import CE, ZOO, loop_gradients, make, pick
+
+EXPECTED_METHOD = {
+    "mlp_inplace": "layers",
+    "conv_bn_inplace": "layers",
+    "lstm": "loop",
+    "gru": "loop",
+}
+
+
+def _vmap_gradients(twin, batches, output) -> torch.Tensor:
+    """``torch.func.vmap`` of ``grad`` over samples on the twin (float64, eval mode)."""
+    twin = twin.eval()
+    params = {k: p.detach() for k, p in twin.named_parameters()}
+    buffers = dict(twin.named_buffers())
+
+    def f(p, x, y):
+        raw = functional_call(twin, {**buffers, **p}, (x[None],))
+        return CE(pick(raw, output), y[None])
+
+    rows = []
+    for x, y in batches:
+        x = x.double() if x.is_floating_point() else x
+        g = vmap(grad(f), in_dims=(None, 0, 0))(params, x, y)
+        rows.append(torch.cat([g[k].reshape(x.shape[0], -1) for k in params], dim=1))
+    return torch.cat(rows)
+
+
+def _tolerance(dtype: torch.dtype, reference: torch.Tensor) -> dict:
+    if dtype == torch.float64:
+        return {"rtol": 1e-10, "atol": 1e-12}
+    return {"rtol": 1e-4, "atol": 1e-5 * float(reference.abs().max())}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_per_sample_gradients_equal_a_loop_over_samples(name, dtype):
+    model, twin, batches, output = make(name, dtype)
+    model.train()  # the instrument must evaluate in eval mode and restore train mode
+    before = snapshot(model)
+    result = per_sample_gradients(model, CE, batches, output=output)
+    assert_unchanged(model, before)
+    reference = loop_gradients(twin, batches, output)
+    assert result.gradients.dtype == dtype
+    torch.testing.assert_close(result.gradients.double(), reference, **_tolerance(dtype, reference))
+    if dtype == torch.float64:  # in float32 the LSTM runs a oneDNN kernel that vmap runs by a slow fallback
+        assert result.method == EXPECTED_METHOD.get(name, "vmap")
+    if name not in ("lstm", "gru"):  # vmap has no batching rule for the recurrent kernels
+        torch.testing.assert_close(_vmap_gradients(twin, batches, output), reference, rtol=1e-10, atol=1e-12)
+    chunked = per_sample_gradients(model, CE, batches, output=output, chunk_size=2)
+    torch.testing.assert_close(chunked.gradients, result.gradients, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["mlp_inplace", "conv_bn_inplace", "resnet", "tied_embedding", "lstm"])
+def test_fisher_and_diffusion_inherit_exactness(name):
+    """diag I = (1/N) Σ (g_k − ḡ)² and the spectrum of D = (1/N) Cᵀ C from the loop's gradients."""
+    model, twin, batches, output = make(name, torch.float64, n=9)
+    reference = loop_gradients(twin, batches, output)
+    centred = reference - reference.mean(dim=0)
+    fisher = fisher_diagonal(model, CE, batches, output=output, chunk_size=3)
+    torch.testing.assert_close(fisher.diagonal, (centred**2).mean(dim=0), rtol=1e-10, atol=1e-14)
+    dense = torch.linalg.eigvalsh(centred.T @ centred / centred.shape[0]).flip(0)
+    spectrum = diffusion_spectrum(model, CE, batches, output=output)
+    top = spectrum.eigenvalues[: spectrum.rank]
+    torch.testing.assert_close(top, dense[: spectrum.rank], rtol=1e-9, atol=1e-12)
+    assert spectrum.rank == int((dense > dense[0] * dense.numel() * 2.2e-16).sum())
+
+
+def test_batchnorm_in_train_mode_is_refused_for_every_consumer():
+    model, _, batches, _ = make("resnet")
+    before = snapshot(model)
+    for instrument in (per_sample_gradients, fisher_diagonal, diffusion_spectrum):
+        with pytest.raises(ValueError, match="Invalid train: True with BatchNorm"):
+            instrument(model, CE, batches, train=True)
+    assert_unchanged(model, before)
+
+
+def test_output_selection_errors_name_the_choices():
+    model, _, batches, _ = make("dict_output")
+    with pytest.raises(ValueError, match=r"Invalid output: None, but the model returned dict with keys"):
+        per_sample_gradients(model, CE, batches)
+    with pytest.raises(ValueError, match=r"'scores' is not a key of the model's dict with keys"):
+        per_sample_gradients(model, CE, batches, output="scores")
+    tuple_model, _, batches, _ = make("tuple_output")
+    with pytest.raises(ValueError, match=r"index 5 does not select from the model's tuple of length 2"):
+        per_sample_gradients(tuple_model, CE, batches, output=5)
+    with pytest.raises(ValueError, match=r"Invalid output: 1\.5"):
+        per_sample_gradients(tuple_model, CE, batches, output=1.5)
+
+
+def test_loop_fallback_reports_the_models_own_error():
+    """A model that fails outside vmap too raises its own error, not a vmap error."""
+    model, _, batches, _ = make("lstm")
+    bad = [(x[..., :2], y) for x, y in batches]  # wrong feature size for the LSTM
+    with pytest.raises(RuntimeError, match=r"input.size\(-1\) must be equal to input_size"):
+        per_sample_gradients(model, CE, bad)
