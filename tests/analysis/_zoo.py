@@ -10,6 +10,7 @@ Hessian.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 
 import torch
@@ -90,12 +91,12 @@ class ResNet(nn.Module):
     def __init__(self, inplace: bool = True) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=inplace)
+            nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(inplace=inplace)
         )
-        self.block = BasicBlock(4, 6, stride=2, inplace=inplace)
-        self.bottleneck = Bottleneck(6, 3, inplace=inplace)
+        self.block = BasicBlock(3, 4, stride=2, inplace=inplace)
+        self.bottleneck = Bottleneck(4, 2, inplace=inplace)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(6, CLASSES)
+        self.fc = nn.Linear(4, CLASSES)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(torch.flatten(self.pool(self.bottleneck(self.block(self.stem(x)))), 1))
@@ -262,6 +263,13 @@ def loop_gradients(twin: nn.Module, batches, output, loss_fn=CE) -> Tensor:
             pairs = zip(grads, params, strict=True)
             rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in pairs]))
     return torch.stack(rows)
+
+
+@functools.cache
+def cached_hessian(name: str, n: int = 7, train: bool = False) -> Tensor:
+    """:func:`dataset_hessian` of the twin of zoo model ``name`` (built by :func:`make`), computed once."""
+    _, twin, batches, output = make(name, n=n)
+    return dataset_hessian(twin, batches, output, train=train)
 
 
 def dataset_hessian(twin: nn.Module, batches, output, loss_fn=CE, train: bool = False) -> Tensor:

@@ -1,8 +1,9 @@
-"""Per-sample gradients, the Fisher diagonal and D(x) on the models people write, against loops over samples.
+"""Per-sample gradients, Fisher, D(x) and Hessian–vector products on the models people write.
 
 In-place activations and residual adds, shared and tied weights, BatchNorm, Dropout, LSTM/GRU, dict and tuple
-outputs, in float64 and float32: every result is compared with a float64 Python loop over samples on an
-in-place-free twin of the model (``_zoo``), and with ``torch.func.vmap`` on the twin where it runs.
+outputs, in float64 and float32: every per-sample result is compared with a float64 Python loop over
+samples on an in-place-free twin of the model (``_zoo``), and with ``torch.func.vmap`` on the twin where it
+runs; every Hessian with ``torch.autograd.functional.hessian`` (double backward) of the twin.
 """
 
 import pytest
@@ -10,11 +11,13 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from deeplandscape.analysis.fisher import fisher_diagonal
+from deeplandscape.analysis.hessian import exact_hessian
+from deeplandscape.analysis.hvp import HessianOperator
 from deeplandscape.analysis.noise import diffusion_spectrum
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 from ._curvature_cases import assert_unchanged, single_thread, snapshot  # noqa: F401
-from ._zoo import CE, ZOO, loop_gradients, make, pick
+from ._zoo import CE, ZOO, cached_hessian, loop_gradients, make, pick
 
 EXPECTED_METHOD = {
     "mlp_inplace": "layers",
@@ -110,3 +113,54 @@ def test_loop_fallback_reports_the_models_own_error():
     bad = [(x[..., :2], y) for x, y in batches]  # wrong feature size for the LSTM
     with pytest.raises(RuntimeError, match=r"input.size\(-1\) must be equal to input_size"):
         per_sample_gradients(model, CE, bad)
+
+
+@pytest.mark.parametrize("mode", ["auto", "double", "forward", "reverse"])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_hessian_vector_products_and_exact_hessian_equal_double_backward_oracle(name, mode):
+    """Every HVP mode, matvec and matmat (vmap, or the column loop where vmap cannot run) and the exact
+    Hessian, against ``torch.autograd.functional.hessian`` of the in-place-free float64 twin."""
+    model, _, batches, output = make(name)
+    oracle = cached_hessian(name)
+    before = snapshot(model)
+    op = HessianOperator(model, CE, batches, mode=mode, output=output)
+    v = torch.randn(op.dim, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(op.matvec(v[:, 0]), oracle @ v[:, 0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(op.matmat(v, chunk_size=2), oracle @ v, rtol=1e-10, atol=1e-12)
+    exact = exact_hessian(model, CE, batches, mode=mode, output=output)
+    torch.testing.assert_close(exact.matrix, oracle, rtol=1e-10, atol=1e-12)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("name", ["mlp_inplace", "resnet", "tied_embedding", "lstm", "dict_output"])
+def test_float32_hessian_vector_products_match_the_float64_oracle(name):
+    model, _, batches, output = make(name, torch.float32)
+    oracle = cached_hessian(name)
+    v = torch.randn(oracle.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected = oracle @ v
+    for mode in ("auto", "double", "reverse"):
+        hv = HessianOperator(model, CE, batches, mode=mode, output=output).matvec(v.float())
+        assert hv.dtype == torch.float32
+        torch.testing.assert_close(hv.double(), expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_train_mode_batchnorm_hessian_of_a_resnet():
+    """Train mode: the Hessian of the loss with batch statistics (per batch), every mode."""
+    model, _, batches, _ = make("resnet", n=12)
+    oracle = cached_hessian("resnet", n=12, train=True)
+    v = torch.randn(oracle.shape[0], 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    before = snapshot(model)
+    for mode in ("auto", "double", "forward", "reverse"):
+        op = HessianOperator(model, CE, batches, train=True, mode=mode)
+        torch.testing.assert_close(op.matmat(v), oracle @ v, rtol=1e-10, atol=1e-12)
+    assert_unchanged(model, before)
+
+
+def test_forward_mode_on_a_kernel_without_forward_derivative_is_a_clear_error():
+    """float32 LSTMs run a oneDNN kernel with no forward-mode rule: ``auto`` picks double backward, an
+    explicit ``mode="forward"`` says what to use instead."""
+    model, _, batches, _ = make("lstm", torch.float32)
+    assert HessianOperator(model, CE, batches).mode == "double"
+    op = HessianOperator(model, CE, batches, mode="forward")
+    with pytest.raises(ValueError, match="Invalid mode: 'forward' cannot differentiate this model"):
+        op.matvec(torch.ones(op.dim))
