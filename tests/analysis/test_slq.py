@@ -5,6 +5,7 @@ from deeplandscape.analysis.slq import spectral_density
 from deeplandscape.analysis.spectrum import density_statistics
 
 from ._curvature_cases import single_thread  # noqa: F401
+from ._spectra import OUTLIER_TOP, top_and_bulk, with_spectrum
 from ._wishart import SPIKES, SpikedWishart, mp_cdf, outlier
 
 
@@ -89,3 +90,29 @@ def test_slq_on_a_model_leaves_it_unchanged():
     density = spectral_density(HessianOperator(model, nn.CrossEntropyLoss(), data), num_probes=2, num_steps=5)
     assert density.num_matvecs == 10
     assert_unchanged(model, before)
+
+
+def test_float32_quadrature_with_an_outlier_runs_every_step_and_matches_the_exact_spectrum():
+    """λ₁ = 2732 over a bulk in [0, 1.95]: float32 Lanczos must not mistake the bulk's small β_j (compared
+    with the outlier) for an invariant Krylov space; the bulk's mass in [0, 1] against the exact count."""
+    lam = top_and_bulk(OUTLIER_TOP, 400, 0.0, 1.95)
+    exact = float(((lam >= 0) & (lam <= 1.0)).double().mean())
+    masses = {}
+    for dtype in (torch.float32, torch.float64):
+        density = spectral_density(with_spectrum(lam, dtype), num_probes=8, num_steps=40, seed=3)
+        assert density.num_matvecs == 8 * 40  # the requested steps: the space is not exhausted
+        assert bool(torch.isfinite(density.nodes).all())
+        mass, err = density.mass(0.0, 1.0)
+        assert abs(mass - exact) <= 4 * err + 2 / 40, (dtype, mass, exact)  # noise + node spacing
+        masses[dtype] = mass
+        top = density.nodes.max(dim=1).values
+        torch.testing.assert_close(top, torch.full_like(top, 2732.0), rtol=1e-5, atol=0)
+    assert masses[torch.float32] == pytest.approx(masses[torch.float64], abs=1e-3)
+
+
+def test_exhausted_krylov_space_still_stops_early():
+    """Three distinct eigenvalues in float32 too: the space is exhausted after 3 steps."""
+    values = torch.cat([-torch.ones(30), torch.zeros(30), 2 * torch.ones(40)])
+    for dtype in (torch.float32, torch.float64):
+        density = spectral_density(with_spectrum(values, dtype), num_probes=4, num_steps=20)
+        assert density.num_matvecs == 4 * 3, dtype
