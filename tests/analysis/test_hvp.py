@@ -104,7 +104,11 @@ def test_hvp_and_exact_hessian_leave_model_bitwise_unchanged():
     model = busy_model()
     data = [busy_batch()]
     before = snapshot(model)
+    with pytest.raises(ValueError, match=r"Invalid train: True with Dropout \(module 4\)"):
+        HessianOperator(model, CE, data, train=True)  # a random loss has no fixed Hessian
     for train in (False, True):
+        model[4].p = 0.0 if train else 0.3  # train mode: BatchNorm's batch statistics, no dropout
+        before = snapshot(model)
         op = HessianOperator(model, CE, data, train=train)
         op.matvec(torch.ones(op.dim, dtype=torch.float64))
         op.matmat(torch.ones(op.dim, 2, dtype=torch.float64))

@@ -164,3 +164,66 @@ def test_forward_mode_on_a_kernel_without_forward_derivative_is_a_clear_error():
     op = HessianOperator(model, CE, batches, mode="forward")
     with pytest.raises(ValueError, match="Invalid mode: 'forward' cannot differentiate this model"):
         op.matvec(torch.ones(op.dim))
+
+
+def _twin_loss(twin, batches, output, vector: torch.Tensor) -> float:
+    """f at the flat parameter vector, on the in-place-free float64 twin (eval mode)."""
+    twin = twin.eval()
+    named = [(k, p) for k, p in twin.named_parameters()]
+    params, start = {}, 0
+    for k, p in named:
+        params[k] = vector[start : start + p.numel()].view_as(p)
+        start += p.numel()
+    n = sum(x.shape[0] for x, _ in batches)
+    total = 0.0
+    for x, y in batches:
+        x = x.double() if x.is_floating_point() else x
+        raw = functional_call(twin, {**dict(twin.named_buffers()), **params}, (x,))
+        total += float(CE(pick(raw, output), y)) * x.shape[0] / n
+    return total
+
+
+@pytest.mark.parametrize("name", ["mlp_inplace", "resnet", "tied_embedding", "lstm", "dict_output"])
+def test_slices_width_and_gradient_norm_on_real_models(name):
+    """float32 models: loss slices (loop and vmap) against the float64 twin, Local Entropy's vectorized
+    chains against chain-by-chain evaluation, and ‖∇f‖ against the loop's mean per-sample gradient."""
+    from deeplandscape.analysis.slices import loss_line, random_direction
+    from deeplandscape.analysis.trajectory import TrajectoryRecorder, full_gradient_norm
+    from deeplandscape.analysis.width import local_entropy
+
+    model, twin, batches, output = make(name, torch.float32)
+    before = snapshot(model)
+    direction = random_direction(model, seed=0)
+    x0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    alphas = [-0.5, 0.0, 0.5]
+    expected = [_twin_loss(twin, batches, output, x0 + a * direction.double()) for a in alphas]
+    for vectorize in (False, True):
+        line = loss_line(model, CE, batches, direction, alphas, output=output, vectorize=vectorize)
+        torch.testing.assert_close(
+            torch.tensor(line.losses), torch.tensor(expected).double(), rtol=1e-5, atol=1e-6
+        )
+    kwargs = {"n_chains": 2, "n_nodes": 2, "n_steps": 3, "burnin": 2, "seed": 0, "output": output}
+    chains = [local_entropy(model, CE, batches, 1e-3, vectorize=v, **kwargs) for v in (True, False)]
+    assert chains[0].loss == pytest.approx(expected[1], rel=1e-5)
+    assert chains[0].value == pytest.approx(chains[1].value, rel=1e-4)
+    mean_gradient = loop_gradients(twin, batches, output).mean(dim=0)
+    norm = full_gradient_norm(model, CE, batches, output=output)
+    assert norm == pytest.approx(float(mean_gradient.norm()), rel=1e-5)
+    recorder = TrajectoryRecorder(model, loss_fn=CE, data=batches, output=output)
+    recorder.record()
+    assert recorder.trajectory().grad_norms[0] == pytest.approx(norm, rel=1e-6)
+    assert_unchanged(model, before)
+
+
+def test_width_refuses_train_mode_dropout():
+    """With train-mode Dropout the loss is random: Local Entropy's Metropolis test would compare two
+    different functions; a clear error instead."""
+    from deeplandscape.analysis.width import local_entropy, robust_width
+
+    model, _, batches, _ = make("mlp_inplace")
+    with pytest.raises(ValueError, match=r"Invalid train: True with Dropout \(module 6\)"):
+        local_entropy(model, CE, batches, 1e-3, train=True)
+    with pytest.raises(ValueError, match="Invalid train: True with Dropout"):
+        robust_width(model, CE, batches, 0.1, [1e-3], train=True)
+    with pytest.raises(ValueError, match="Invalid train: True with Dropout"):
+        HessianOperator(model, CE, batches, train=True)

@@ -55,6 +55,20 @@ def _auto_mode(model: nn.Module) -> str:
     return "double"
 
 
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def _check_no_dropout(model: nn.Module) -> None:
+    """In train mode a model with active Dropout draws a new mask at every product: ``v ↦ H v`` would be a
+    different matrix at each call, and Lanczos's residuals and convergence flags would certify nothing."""
+    active = [name for name, m in model.named_modules() if isinstance(m, _DROPOUT) and m.p > 0]
+    if active:
+        raise ValueError(
+            f"Invalid train: True with Dropout (module {active[0]}): the loss is then random and has no "
+            "fixed Hessian; use train=False (eval mode) or set the dropout probability to 0"
+        )
+
+
 class HessianOperator:
     """The Hessian ``H = ∇²f(x)`` of a model's data-set loss as a symmetric linear operator on ``R^d``.
 
@@ -69,8 +83,8 @@ class HessianOperator:
             ``.grad`` are restored exactly after every product).
         loss_fn: ``loss_fn(outputs, targets)`` with mean reduction, e.g. ``nn.CrossEntropyLoss()``.
         data: a DataLoader, a list of ``(inputs, targets)`` batches, or one batch; materialized once.
-        train: evaluate in train mode (BatchNorm batch statistics, active Dropout; the operator is then
-            random if the model has Dropout). Default ``False``: eval mode.
+        train: evaluate in train mode (BatchNorm batch statistics); refused for a model with active
+            Dropout, whose loss is then random. Default ``False``: eval mode.
         mode: ``"auto"`` (default: ``"forward"`` for a model with convolutions, else ``"double"``),
             ``"double"`` (double backward), ``"forward"`` (forward-over-reverse) or ``"reverse"``
             (``torch.func`` reverse-over-reverse); see the module docstring. :attr:`mode` holds the one used.
@@ -91,6 +105,8 @@ class HessianOperator:
         if mode not in MODES:
             raise ValueError(f"Invalid mode: {mode!r}, expected one of {MODES}")
         self.mode = _auto_mode(model) if mode == "auto" else mode
+        if train:
+            _check_no_dropout(model)
         self.loss = FunctionalLoss(model, loss_fn, data, train=train, output=output)
         self.model = model
         self.dim = self.loss.dim
