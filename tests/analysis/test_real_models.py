@@ -227,3 +227,16 @@ def test_width_refuses_train_mode_dropout():
         robust_width(model, CE, batches, 0.1, [1e-3], train=True)
     with pytest.raises(ValueError, match="Invalid train: True with Dropout"):
         HessianOperator(model, CE, batches, train=True)
+
+
+def test_batchnorm_without_running_statistics_is_refused_in_eval_mode_too():
+    """track_running_stats=False: BatchNorm uses batch statistics in eval mode as well."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3, track_running_stats=False), torch.nn.Flatten(),
+        torch.nn.Linear(48, 3),
+    ).double()  # fmt: skip
+    x, y = torch.randn(5, 2, 6, 6, dtype=torch.float64), torch.randint(0, 3, (5,))
+    for instrument in (per_sample_gradients, fisher_diagonal, diffusion_spectrum):
+        with pytest.raises(ValueError, match="BatchNorm module 1 has no running statistics"):
+            instrument(model, CE, (x, y))

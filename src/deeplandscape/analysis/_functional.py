@@ -109,7 +109,7 @@ def dataset_loss(
     return loss
 
 
-def _is_batchnorm(module: nn.Module) -> bool:
+def is_batchnorm(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
@@ -160,7 +160,7 @@ class FunctionalLoss:
         }
         self.dim = sum(self.numels)
         self.num_samples = sum(int(x.shape[0]) for x, _ in self.batches)
-        self.has_batchnorm = any(_is_batchnorm(m) for m in model.modules())
+        self.has_batchnorm = any(is_batchnorm(m) for m in model.modules())
 
     def flatten(self, tensors: dict[str, Tensor] | Iterable[Tensor]) -> Tensor:
         """Concatenate per-parameter tensors (a dict by name, or a sequence in parameter order)."""

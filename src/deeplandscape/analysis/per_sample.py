@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import grad_and_value, vmap
 
-from deeplandscape.analysis._functional import FunctionalLoss, all_finite, check_finite
+from deeplandscape.analysis._functional import FunctionalLoss, all_finite, check_finite, is_batchnorm
 from deeplandscape.analysis._model import Batch, LossFn, Output, preserved
 from deeplandscape.analysis._per_sample_layers import plan, try_per_sample
 
@@ -53,11 +53,20 @@ class PerSampleGradients:
 
 
 def _check_mode(loss: FunctionalLoss) -> None:
+    """A BatchNorm that normalizes with batch statistics (train mode, or no running statistics) couples the
+    samples of a batch: a batch of one has no batch statistics, so ``g_k`` is undefined."""
     if loss.train and loss.has_batchnorm:
         raise ValueError(
             "Invalid train: True with BatchNorm; a per-sample gradient needs a batch of one, which has no "
             "batch statistics (use train=False, the eval mode of Thesis §6.3.1)"
         )
+    for name, m in loss.model.named_modules():
+        if is_batchnorm(m) and (m.running_mean is None or m.running_var is None):
+            raise ValueError(
+                f"Invalid model: BatchNorm module {name} has no running statistics "
+                "(track_running_stats=False), so it normalizes with batch statistics even in eval mode; "
+                "a per-sample gradient needs a batch of one, which has none"
+            )
 
 
 class PerSampleGradientIterator:
