@@ -91,12 +91,12 @@ class ResNet(nn.Module):
     def __init__(self, inplace: bool = True) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(inplace=inplace)
+            nn.Conv2d(2, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2), nn.ReLU(inplace=inplace)
         )
-        self.block = BasicBlock(3, 4, stride=2, inplace=inplace)
-        self.bottleneck = Bottleneck(4, 2, inplace=inplace)
+        self.block = BasicBlock(2, 3, stride=2, inplace=inplace)
+        self.bottleneck = Bottleneck(3, 2, inplace=inplace)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4, CLASSES)
+        self.fc = nn.Linear(3, CLASSES)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(torch.flatten(self.pool(self.bottleneck(self.block(self.stem(x)))), 1))

@@ -146,8 +146,8 @@ def test_float32_hessian_vector_products_match_the_float64_oracle(name):
 
 def test_train_mode_batchnorm_hessian_of_a_resnet():
     """Train mode: the Hessian of the loss with batch statistics (per batch), every mode."""
-    model, _, batches, _ = make("resnet", n=12)
-    oracle = cached_hessian("resnet", n=12, train=True)
+    model, _, batches, _ = make("resnet")
+    oracle = cached_hessian("resnet", train=True)
     v = torch.randn(oracle.shape[0], 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     before = snapshot(model)
     for mode in ("auto", "double", "forward", "reverse"):
