@@ -14,8 +14,8 @@ empirical Fisher diagonal (Thesis §3.3.1). Three ways to compute them, all givi
   (an LSTM or GRU, whose kernels have no batching rule; modules with data-dependent control flow). It is
   taken when ``vmap`` raises, and a model that fails there too reports its own error.
 
-``method`` of the result says which one ran. BatchNorm in train mode is refused: a batch of one has no
-batch statistics.
+``method`` of the result says which one ran. A BatchNorm that normalizes with batch statistics (train
+mode, or no running statistics) is refused: a batch of one has no batch statistics.
 """
 
 from __future__ import annotations
