@@ -254,6 +254,11 @@ def bench_per_sample(batch: int) -> dict:
         t_fast, t_loop, speedup = _paired_times(fast, loop, 7)
         t_reused, _, speedup_reused = _paired_times(reused, loop, 7)
         t_vmap, _, speedup_vmap = _paired_times(vmapped, loop, 5)
+
+        def fresh_fill(buffer=buffer):  # what the first touch of a fresh N × d matrix costs by itself
+            return torch.empty_like(buffer).fill_(1.0)
+
+        t_fill, _, _ = _paired_times(fresh_fill, loop, 5)
         out[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "batch": batch,
@@ -263,6 +268,7 @@ def bench_per_sample(batch: int) -> dict:
             "speedup": speedup,
             "into_reused_out_s": t_reused,
             "into_reused_out_speedup": speedup_reused,
+            "fresh_matrix_fill_s": t_fill,
             "vmap_path_s": t_vmap,
             "vmap_path_speedup": speedup_vmap,
             "max_abs_difference": max_err,
@@ -310,8 +316,13 @@ def bench_diffusion(n: int, hidden: int, repeats: int) -> dict:
         centred @ centred.T
         return time.perf_counter() - t
 
+    def keeping():  # the gradients kept: centred chunk by chunk into copies
+        t = time.perf_counter()
+        diffusion_spectrum_from_gradients(grads)
+        return time.perf_counter() - t
+
     spectrum(), gram()
-    pairs = [(spectrum()[0], gram()) for _ in range(repeats)]
+    pairs = [(spectrum()[0], gram(), keeping()) for _ in range(repeats)]
     reference = diffusion_spectrum_from_gradients(grads.double())
     result = spectrum()[1]
     rank = reference.rank
@@ -326,6 +337,8 @@ def bench_diffusion(n: int, hidden: int, repeats: int) -> dict:
         "spectrum_s": statistics.median(p[0] for p in pairs),
         "plain_gram_s": statistics.median(p[1] for p in pairs),
         "spectrum_over_plain_gram": statistics.median(p[0] / p[1] for p in pairs),
+        "gradients_kept_s": statistics.median(p[2] for p in pairs),
+        "gradients_kept_over_plain_gram": statistics.median(p[2] / p[1] for p in pairs),
         "rank": result.rank,
         "rank_float64": rank,
         "max_relative_eigenvalue_difference_vs_float64": float(
