@@ -3,16 +3,18 @@
     .venv/bin/python benchmarks/bench_curvature.py [--threads 1] [--quick] [--only SECTION]
 
 Prints one JSON object:
-  hvp_vs_grad        one Hessian–vector product (HessianOperator.matvec, forward-over-reverse) against one
-                     eager ``loss.backward()`` on the same batch, for an MLP and a CNN (target: ratio ≤ 4);
+  hvp_vs_grad        one Hessian–vector product (HessianOperator.matvec: each mode, and the default) against
+                     one eager ``loss.backward()`` on the same batch, for MLPs and CNNs (target: the default
+                     within 1.05× of the fastest mode);
   lanczos_top10      top-10 (by magnitude) Hessian eigenvalues of a ≥100k-parameter MLP: Lanczos (full
                      re-orthogonalization) against power iteration with deflation, HVPs, residuals, time,
                      agreement;
   per_sample         per-sample gradients of a batch of 256 (``per_sample_gradients``: the layer path for
-                     these nn.Sequential models; and its vmap path, forced) against a Python loop
-                     (target ≥ 10×);
-  diffusion          D(x) spectrum for d ≥ 100k, N = 2000 by the Gram route: peak resident memory above the
-                     baseline against N·d and d·d floats.
+                     these nn.Sequential models, into fresh memory and into a reused ``out=`` buffer; and its
+                     vmap path, forced) against a Python loop (target ≥ 8×);
+  diffusion          D(x) spectrum for d ≈ 400k, N = 512 by the Gram route: peak resident memory above the
+                     baseline against the N × d gradient matrix (target ≤ 1.2×), and the spectrum's time
+                     against a plain C·Cᵀ (target ≤ 1.2×).
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ import torch
 from torch import nn
 
 from deeplandscape.analysis import per_sample
-from deeplandscape.analysis._functional import FunctionalLoss
 from deeplandscape.analysis.hvp import HessianOperator
 from deeplandscape.analysis.lanczos import lanczos
-from deeplandscape.analysis.noise import diffusion_spectrum
+from deeplandscape.analysis.noise import diffusion_spectrum, diffusion_spectrum_from_gradients
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 CE = nn.CrossEntropyLoss()
@@ -72,23 +73,68 @@ def _data(n: int, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, 
     return torch.randn(n, *shape, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
+def _mlp_1m() -> nn.Module:
+    """MLP 784–1024–256–10 with ReLU: 1,068,810 parameters (the model of bench_optim.py)."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 256), nn.ReLU(), nn.Linear(256, 10)
+    )  # fmt: skip
+
+
+def _cnn_421k() -> nn.Module:
+    """conv32–pool–conv64–pool–fc128–fc10 on 28×28 inputs, ReLU: 421,642 parameters (bench_optim.py)."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+
+
+HVP_MODES = ("double", "forward", "reverse")
+
+
 def bench_hvp_vs_grad(repeats: int, batch: int) -> dict:
+    """Every HVP mode and the default against one gradient, all run in turn within each round (so a burst
+    of load hits them alike); per-round ratios, medians over rounds."""
     out = {}
-    for name, model, shape in [("mlp", _mlp(), (784,)), ("cnn", _cnn(), (1, 28, 28))]:
+    models = [
+        ("mlp_1m", _mlp_1m(), (784,)),
+        ("cnn_421k", _cnn_421k(), (1, 28, 28)),
+        ("mlp_100k", _mlp(), (784,)),
+        ("cnn_47k", _cnn(), (1, 28, 28)),
+    ]
+    for name, model, shape in models:
         x, y = _data(batch, shape)
 
         def grad_step(model=model, x=x, y=y):
             model.zero_grad(set_to_none=True)
             CE(model(x), y).backward()
 
-        row = {"batch": batch}
-        for mode in ("forward", "reverse"):
-            op = HessianOperator(model, CE, (x, y), mode=mode)
-            v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
-            t_grad, t_hvp, ratio = _paired_times(grad_step, lambda op=op, v=v: op.matvec(v), repeats)
-            row["params"] = op.dim
-            row[mode] = {"grad_s": t_grad, "hvp_s": t_hvp, "hvp_over_grad": ratio}
-        out[name] = row
+        ops = {mode: HessianOperator(model, CE, (x, y), mode=mode) for mode in HVP_MODES}
+        ops["default"] = HessianOperator(model, CE, (x, y))
+        v = torch.randn(ops["default"].dim, generator=torch.Generator().manual_seed(1))
+        runs = {"grad": grad_step, **{k: (lambda op=op, v=v: op.matvec(v)) for k, op in ops.items()}}
+        for run in runs.values():  # warm-up
+            run()
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(repeats):
+            for key, run in runs.items():
+                t0 = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - t0)
+        ratios = {
+            k: statistics.median(t / g for t, g in zip(times[k], times["grad"], strict=True)) for k in ops
+        }
+        default_over_fastest = ratios["default"] / min(ratios[m] for m in HVP_MODES)
+        out[name] = {
+            "params": ops["default"].dim,
+            "batch": batch,
+            "grad_s": statistics.median(times["grad"]),
+            "default_mode": ops["default"].mode,
+            "hvp_over_grad": ratios,
+            "default_over_fastest_mode": default_over_fastest,
+        }
     return out
 
 
@@ -157,9 +203,9 @@ def bench_lanczos(n: int, hidden: int) -> dict:
 
 
 def _small_fc() -> nn.Module:
-    """Thesis §6.3.1 small-fc without BatchNorm: 7×7 inputs, 64 hidden units, 10 classes."""
+    """Thesis §6.3.1 small-fc without BatchNorm: 7×7 inputs, 64 hidden units, 10 classes (in-place ReLU)."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(49, 64), nn.ReLU(), nn.Linear(64, 10))
+    return nn.Sequential(nn.Linear(49, 64), nn.ReLU(inplace=True), nn.Linear(64, 10))
 
 
 def _small_cnn() -> nn.Module:
@@ -197,18 +243,32 @@ def bench_per_sample(batch: int) -> dict:
             finally:
                 per_sample.plan = layer_plan
 
+        buffer = torch.empty(batch, sum(p.numel() for p in model.parameters()))
+
+        def reused(model=model, x=x, y=y, buffer=buffer):
+            return per_sample_gradients(model, CE, (x, y), out=buffer)
+
         reference = loop()
         max_err = float((fast().gradients - reference).abs().max())
         max_err_vmap = float((vmapped().gradients - reference).abs().max())
         t_fast, t_loop, speedup = _paired_times(fast, loop, 7)
+        t_reused, _, speedup_reused = _paired_times(reused, loop, 7)
         t_vmap, _, speedup_vmap = _paired_times(vmapped, loop, 5)
+
+        def fresh_fill(buffer=buffer):  # what the first touch of a fresh N × d matrix costs by itself
+            return torch.empty_like(buffer).fill_(1.0)
+
+        t_fill, _, _ = _paired_times(fresh_fill, loop, 5)
         out[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "batch": batch,
-            "layer_path": per_sample.plan(FunctionalLoss(model, CE, (x, y))) is not None,
+            "method": fast().method,
             "loop_s": t_loop,
             "per_sample_gradients_s": t_fast,
             "speedup": speedup,
+            "into_reused_out_s": t_reused,
+            "into_reused_out_speedup": speedup_reused,
+            "fresh_matrix_fill_s": t_fill,
             "vmap_path_s": t_vmap,
             "vmap_path_speedup": speedup_vmap,
             "max_abs_difference": max_err,
@@ -225,30 +285,65 @@ def _rss_kib(field: str) -> int:
     return -1
 
 
-def bench_diffusion(n: int, hidden: int) -> dict:
+def bench_diffusion(n: int, hidden: int, repeats: int) -> dict:
+    """``diffusion_spectrum`` of an MLP 784–hidden–10 on ``n`` samples: peak resident memory above the
+    baseline (first, so that the process's high-water mark is this call's) against the ``n × d`` gradient
+    matrix; then the spectrum from a gradient matrix (centring, Gram matrix, eigenvalues) against a plain
+    ``C @ C.T`` of the same size, run alternately."""
     model = _mlp(hidden)
     x, y = _data(n, (784,))
-    data = [(x[i : i + 250], y[i : i + 250]) for i in range(0, n, 250)]
+    data = [(x[i : i + 128], y[i : i + 128]) for i in range(0, n, 128)]
     d = sum(p.numel() for p in model.parameters())
     base = _rss_kib("VmRSS:")
     t0 = time.perf_counter()
     spec = diffusion_spectrum(model, CE, data)
     elapsed = time.perf_counter() - t0
-    peak = _rss_kib("VmHWM:")
-    extra = (peak - base) * 1024
+    extra = (_rss_kib("VmHWM:") - base) * 1024
+    matrix_bytes = n * d * 4
+    del spec
+    grads = per_sample_gradients(model, CE, data).gradients
+    work = torch.empty_like(grads)
+    centred = grads - grads.mean(dim=0)
+
+    def spectrum():
+        work.copy_(grads)  # a fresh matrix each time (the copy is outside the timed call below)
+        t = time.perf_counter()
+        result = diffusion_spectrum_from_gradients(work, overwrite=True)
+        return time.perf_counter() - t, result
+
+    def gram():
+        t = time.perf_counter()
+        centred @ centred.T
+        return time.perf_counter() - t
+
+    def keeping():  # the gradients kept: centred chunk by chunk into copies
+        t = time.perf_counter()
+        diffusion_spectrum_from_gradients(grads)
+        return time.perf_counter() - t
+
+    spectrum(), gram()
+    pairs = [(spectrum()[0], gram(), keeping()) for _ in range(repeats)]
+    reference = diffusion_spectrum_from_gradients(grads.double())
+    result = spectrum()[1]
+    rank = reference.rank
     return {
         "params": d,
         "samples": n,
-        "method": spec.method,
-        "time_s": elapsed,
-        "rank": spec.rank,
-        "relative_rank": spec.relative_rank,
-        "mean": spec.mean,
-        "std": spec.std,
+        "method": result.method,
+        "diffusion_spectrum_s": elapsed,
         "peak_rss_above_baseline_bytes": extra,
-        "n_times_d_float32_bytes": n * d * 4,
-        "d_times_d_float32_bytes": d * d * 4,
-        "peak_over_nd": extra / (n * d * 4),
+        "gradient_matrix_bytes": matrix_bytes,
+        "peak_over_gradient_matrix": extra / matrix_bytes,
+        "spectrum_s": statistics.median(p[0] for p in pairs),
+        "plain_gram_s": statistics.median(p[1] for p in pairs),
+        "spectrum_over_plain_gram": statistics.median(p[0] / p[1] for p in pairs),
+        "gradients_kept_s": statistics.median(p[2] for p in pairs),
+        "gradients_kept_over_plain_gram": statistics.median(p[2] / p[1] for p in pairs),
+        "rank": result.rank,
+        "rank_float64": rank,
+        "max_relative_eigenvalue_difference_vs_float64": float(
+            (result.eigenvalues[:rank] - reference.eigenvalues[:rank]).abs().max() / reference.eigenvalues[0]
+        ),
     }
 
 
@@ -268,10 +363,9 @@ def main() -> None:
     sections = [args.only] if args.only else ["diffusion", "hvp", "per_sample", "lanczos"]
     # D(x) first: its peak resident memory is measured from this process's baseline.
     if "diffusion" in sections:
-        result["diffusion"] = bench_diffusion(n=200 if quick else 2000, hidden=128)
+        result["diffusion"] = bench_diffusion(n=128 if quick else 512, hidden=500, repeats=2 if quick else 5)
     if "hvp" in sections:
-        result["hvp_vs_grad"] = bench_hvp_vs_grad(repeats=5 if quick else 20, batch=256)
-        result["hvp_vs_grad_batch1024"] = bench_hvp_vs_grad(repeats=3 if quick else 10, batch=1024)
+        result["hvp_vs_grad"] = bench_hvp_vs_grad(repeats=3 if quick else 15, batch=256)
     if "per_sample" in sections:
         result["per_sample"] = bench_per_sample(batch=64 if quick else 256)
     if "lanczos" in sections:

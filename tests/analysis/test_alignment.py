@@ -119,3 +119,19 @@ def test_alignment_rejects_unsupported_or_mismatched_models():
         permute_hidden_units(_mlp(0), [torch.arange(6)])
     with pytest.raises(ValueError, match="non-empty sequence"):
         average_models([])
+
+
+def test_shared_weights_are_refused_rather_than_permuted_into_another_function():
+    """Permuting the units of a network whose layers share a weight (tied, or one module applied twice)
+    cannot keep the function: a clear error instead of a silently different network."""
+    torch.manual_seed(0)
+    tied = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    tied[2].weight = tied[0].weight
+    layer = nn.Linear(4, 4)
+    reused = nn.Sequential(layer, nn.ReLU(), layer, nn.ReLU(), nn.Linear(4, 2))
+    perms = [torch.tensor([1, 0, 2, 3]), torch.tensor([0, 1, 3, 2])]
+    for model, match in [(tied, "parameter 2.weight is tied to 0.weight"), (reused, "module 2 is module 0")]:
+        with pytest.raises(ValueError, match=match):
+            permute_hidden_units(model, perms)
+        with pytest.raises(ValueError, match=match):
+            align(model, model)

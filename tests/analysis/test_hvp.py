@@ -23,7 +23,7 @@ from ._curvature_cases import (
 )
 
 
-@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("mode", ["auto", "double", "forward", "reverse"])
 @pytest.mark.parametrize(("make_model", "make_data"), MODELS_AND_DATA)
 def test_hvp_and_exact_hessian_match_torch_func_hessian(make_model, make_data, mode):
     model, data = make_model(), make_data()
@@ -68,7 +68,7 @@ def test_train_mode_hvp_matches_finite_differences_of_autograd_gradient():
     x0 = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     eps = 1e-5
     fd = (grad_at(x0 + eps * v) - grad_at(x0 - eps * v)) / (2 * eps)
-    for mode in ("forward", "reverse"):
+    for mode in ("auto", "double", "forward", "reverse"):
         op = HessianOperator(model, CE, data, train=True, mode=mode)
         torch.testing.assert_close(op.matvec(v), fd, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(op.matmat(v[:, None])[:, 0], fd, rtol=1e-6, atol=1e-7)
@@ -104,7 +104,11 @@ def test_hvp_and_exact_hessian_leave_model_bitwise_unchanged():
     model = busy_model()
     data = [busy_batch()]
     before = snapshot(model)
+    with pytest.raises(ValueError, match=r"Invalid train: True with Dropout \(module 4\)"):
+        HessianOperator(model, CE, data, train=True)  # a random loss has no fixed Hessian
     for train in (False, True):
+        model[4].p = 0.0 if train else 0.3  # train mode: BatchNorm's batch statistics, no dropout
+        before = snapshot(model)
         op = HessianOperator(model, CE, data, train=train)
         op.matvec(torch.ones(op.dim, dtype=torch.float64))
         op.matmat(torch.ones(op.dim, 2, dtype=torch.float64))
@@ -163,11 +167,13 @@ def test_eager_forward_matvec_equals_torch_func_forward_and_reverse():
     ]
     for model, loss_fn, data, train in cases:
         before = snapshot(model)
-        forward = HessianOperator(model, loss_fn, data, train=train)
+        forward = HessianOperator(model, loss_fn, data, train=train, mode="forward")
         reverse = HessianOperator(model, loss_fn, data, train=train, mode="reverse")
+        double = HessianOperator(model, loss_fn, data, train=train, mode="double")
         v = torch.randn(forward.dim, generator=g, dtype=torch.float64)
         with torch.no_grad():
             hv = forward.matvec(v)
         torch.testing.assert_close(hv, forward.matmat(v[:, None])[:, 0], rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(hv, reverse.matvec(v), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(hv, double.matvec(v), rtol=1e-10, atol=1e-12)
         assert_unchanged(model, before)

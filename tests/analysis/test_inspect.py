@@ -63,6 +63,7 @@ def test_inspect_end_to_end_on_a_tiny_mlp(tmp_path):
         exact.min(), abs=1e-6 + spectrum["bottom_residuals"][0]
     )
     assert spectrum["exact"]["index"] == int((exact < -1e-3).sum())
+    _assert_counts_bracket_the_exact_spectrum(spectrum, exact, (out / "report.md").read_text())
     assert abs(spectrum["trace"] - exact.sum()) < 4 * spectrum["trace_std_error"]
     assert results["noise"]["rank"] <= 63  # N − 1 centred gradients
     assert results["width"]["gammas"] == [1e-3, 1e-2]
@@ -134,3 +135,33 @@ def test_inspect_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit):
         _args("--model", MLP, "--data", BLOBS, "--loss", "hinge")
     assert not (tmp_path / "bad").exists()  # nothing written before the inputs are validated
+
+
+def _assert_counts_bracket_the_exact_spectrum(spectrum: dict, exact: np.ndarray, report: str) -> None:
+    """The SLQ counts' bounds contain the exact fractions; an unresolved count is null with its reason."""
+    truth = {
+        "normalized_index": float((exact < -1e-3).mean()),
+        "fraction_near_zero": float((np.abs(exact) <= 1e-3).mean()),
+    }
+    slq = spectrum["slq"]
+    for key, value in truth.items():
+        low, high = slq["bounds"][key]
+        assert low <= value <= high, (key, low, high, value)
+        if not slq["resolved"][key]:
+            assert slq[key] is None and "narrower than the quadrature's node spacing" in slq["reasons"][key]
+    assert "not resolved: between" in report or all(slq["resolved"].values())
+    assert "Chebyshev–Markov–Stieltjes" in report
+
+
+def test_inspect_spectrum_counts_of_a_cnn_with_batchnorm(tmp_path):
+    """A small CNN's near-zero fraction used to be shown as 0 against an exact 0.57, with no error bar."""
+    out = tmp_path / "cnn"
+    args = _args(
+        "--model", "deeplandscape.analysis.examples:tiny_cnn", "--model-kwargs", '{"channels": 2}',
+        "--data", "deeplandscape.analysis.examples:image_blobs", "--data-kwargs", '{"n": 24}',
+        "--out", str(out), "--quick", "--skip", "fisher", "noise", "width", "slices",
+    )  # fmt: skip
+    assert inspect_cmd.run(args) == 0
+    spectrum = json.loads((out / "results.json").read_text())["spectrum"]
+    exact = np.load(out / "landscape.npz")["hessian_eigenvalues"]
+    _assert_counts_bracket_the_exact_spectrum(spectrum, exact, (out / "report.md").read_text())

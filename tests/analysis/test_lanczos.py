@@ -15,6 +15,7 @@ from ._curvature_cases import (
     single_thread,  # noqa: F401
     snapshot,
 )
+from ._spectra import CLUSTER_TOP, OUTLIER_TOP, eigenvalues_of, top_and_bulk, with_spectrum
 from ._wishart import SPIKES, SpikedWishart, outlier
 
 
@@ -113,3 +114,53 @@ def test_bad_input_errors():
         lanczos_tridiagonal(a, torch.ones(4, dtype=torch.float64), 5)
     with pytest.raises(ValueError, match="Invalid start"):
         lanczos_tridiagonal(a, torch.ones(3, dtype=torch.float64), 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("top", "low", "high"), [(OUTLIER_TOP, 0.0, 1.95), (CLUSTER_TOP, 0.0, 0.9)])
+def test_converged_eigenvalues_are_within_their_tolerance_of_the_true_ones(dtype, top, low, high):
+    """One outlier over a bulk (λ₁ = 2732, then 2.09, 2.03, 2.02, 2.00), and a cluster 1e-3 apart: a value
+    flagged converged is within max(tol·|θ_i|, atol) of the true i-th eigenvalue (plus the rounding
+    eps·‖A‖ of the products), in float32 as in float64; here every pair converges."""
+    a = with_spectrum(top_and_bulk(top, 300, low, high), dtype)
+    exact = eigenvalues_of(a)  # of the matrix as stored, float32 rounding included
+    eps = torch.finfo(dtype).eps
+    for max_basis in (5, 10, None):  # a short run must flag what it did not reach
+        result = lanczos(a, k=5, which="LA", max_basis=max_basis)
+        assert result.eigenvalues.dtype == dtype
+        error = (result.eigenvalues.double() - exact[:5]).abs()
+        allowed = result.tolerances.double() + eps * float(exact.abs().max())
+        assert bool((error[result.converged] <= allowed[result.converged]).all()), (max_basis, error)
+        assert bool((result.error_bounds.double() >= 0).all())
+    assert bool(result.converged.all())
+    relative = torch.finfo(dtype).eps ** 0.5 * result.eigenvalues.abs()
+    assert bool((result.tolerances <= relative * 1.0001).all())  # relative to each λ, not to max|λ|
+
+
+def test_non_finite_operators_are_value_errors_at_every_entry_point():
+    from deeplandscape.analysis.slq import spectral_density
+    from deeplandscape.analysis.trace import hutchinson_trace
+
+    a = torch.eye(4, dtype=torch.float64)
+    a[1, 2] = a[2, 1] = float("nan")
+
+    class NaNOperator:
+        dim, dtype, device = 4, torch.float64, torch.device("cpu")
+
+        def matvec(self, v: torch.Tensor) -> torch.Tensor:
+            return v * float("inf")
+
+    for entry in (
+        MatrixOperator,
+        lambda op: lanczos(op, k=1),
+        lambda op: spectral_density(op, num_steps=3),
+        lambda op: hutchinson_trace(op, num_probes=2),
+        lambda op: lanczos_tridiagonal(op, torch.ones(4, dtype=torch.float64), 3),
+    ):
+        with pytest.raises(ValueError, match=r"Invalid matrix: entry \(1, 2\) is nan"):
+            entry(a)
+        if entry is not MatrixOperator:
+            with pytest.raises(ValueError, match=r"Invalid operator: .*(NaN or Inf|expected finite)"):
+                entry(NaNOperator())
+    with pytest.raises(ValueError, match=r"Invalid start: norm 0\.0"):
+        lanczos_tridiagonal(torch.eye(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64), 2)

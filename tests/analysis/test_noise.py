@@ -48,6 +48,13 @@ def test_gram_route_gives_dense_eigenvalues(n, d):
         assert spec.mean == pytest.approx(float(exact.mean()), rel=1e-10)
         assert spec.std == pytest.approx(float(exact.std(unbiased=False)), rel=1e-8)
         assert spec.relative_rank == rank / d and spec.num_params == d and spec.num_samples == n
+    kept = g.clone()
+    for method in ("gram", "dense"):  # overwrite: centred in place, one product, the same spectrum
+        work = g.clone()
+        spec = diffusion_spectrum_from_gradients(work, method=method, overwrite=True)
+        torch.testing.assert_close(spec.eigenvalues[:r], exact[:r], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(work, g - g.mean(dim=0), rtol=0, atol=1e-15)
+    assert torch.equal(g, kept)  # without overwrite the gradients are left as they were
 
 
 def test_diffusion_matrix_is_the_variance_of_minibatch_gradients():

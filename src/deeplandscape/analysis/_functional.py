@@ -24,7 +24,15 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from deeplandscape.analysis._model import Batch, LossFn, as_batches, trainable_parameters
+from deeplandscape.analysis._model import (
+    Batch,
+    LossFn,
+    Output,
+    as_batches,
+    check_output,
+    select_output,
+    trainable_parameters,
+)
 
 
 def flatten(tensors: dict[str, Tensor]) -> Tensor:
@@ -61,25 +69,36 @@ def check_vector(vector: Tensor, model: nn.Module, name: str) -> Tensor:
     return vector
 
 
-def pure_dataset_loss(model: nn.Module, loss_fn: LossFn, batches: list[Batch], vector: Tensor) -> Tensor:
-    """f(x) = (1/N) Σ_b n_b ℓ_b(x) at the flat vector ``vector``, with no check (safe under ``vmap``)."""
+def pure_dataset_loss(
+    model: nn.Module, loss_fn: LossFn, batches: list[Batch], vector: Tensor, output: Output = None
+) -> Tensor:
+    """f(x) = (1/N) Σ_b n_b ℓ_b(x) at the flat vector ``vector``, with no check (safe under ``vmap``).
+
+    ``output`` selects the tensor the loss takes from the model's output (:func:`select_output`)."""
     params = unflatten(vector, trainable_parameters(model))
     n_total = sum(inputs.shape[0] for inputs, _ in batches)
     total = vector.new_zeros(())
     for inputs, targets in batches:
-        total = total + loss_fn(functional_call(model, params, (inputs,)), targets) * inputs.shape[0]
+        outputs = select_output(functional_call(model, params, (inputs,)), output)
+        total = total + loss_fn(outputs, targets) * inputs.shape[0]
     return total / n_total
 
 
 def dataset_loss(
-    model: nn.Module, loss_fn: LossFn, batches: list[Batch], vector: Tensor, *, where: str = "loss"
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: list[Batch],
+    vector: Tensor,
+    *,
+    where: str = "loss",
+    output: Output = None,
 ) -> Tensor:
     """f(x) = (1/N) Σ_b n_b ℓ_b(x) at the flat parameter vector ``vector`` (differentiable in it).
 
     ``loss_fn(outputs, targets)`` must return the batch mean. Raises ``ValueError`` naming ``where`` if the
     loss is not finite.
     """
-    loss = pure_dataset_loss(model, loss_fn, batches, vector)
+    loss = pure_dataset_loss(model, loss_fn, batches, vector, output)
     if loss.dim() != 0:
         raise ValueError(
             f"Invalid loss_fn: returned shape {tuple(loss.shape)}; expected a scalar (batch mean)"
@@ -90,18 +109,7 @@ def dataset_loss(
     return loss
 
 
-def dataset_loss_and_grad(
-    model: nn.Module, loss_fn: LossFn, batches: list[Batch], vector: Tensor, *, where: str = "loss"
-) -> tuple[Tensor, Tensor]:
-    """(f(x), ∇f(x)) at the flat vector ``vector``; both detached."""
-    x = vector.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = dataset_loss(model, loss_fn, batches, x, where=where)
-        (grad,) = torch.autograd.grad(loss, x)
-    return loss.detach(), grad.detach()
-
-
-def _is_batchnorm(module: nn.Module) -> bool:
+def is_batchnorm(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
@@ -115,15 +123,24 @@ class FunctionalLoss:
         data: a DataLoader, a list of ``(inputs, targets)`` batches, or one batch.
         train: evaluate the model in train mode (BatchNorm batch statistics, active Dropout). Default
             ``False``: eval mode, the deterministic function of the weights measured in Thesis §6.3.1.
+        output: which part of the model's output the loss takes (a dict key, a tuple index or a callable;
+            :func:`~deeplandscape.analysis._model.select_output`); ``None`` for a model returning a tensor.
     """
 
     def __init__(
-        self, model: nn.Module, loss_fn: LossFn, data: Iterable[Batch] | Batch, *, train: bool = False
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        data: Iterable[Batch] | Batch,
+        *,
+        train: bool = False,
+        output: Output = None,
     ) -> None:
         if not callable(loss_fn):
             raise ValueError(f"Invalid loss_fn: {loss_fn!r} is not callable")
         self.model = model
         self.loss_fn = loss_fn
+        self.output = check_output(output)
         self.train = bool(train)
         self.batches = as_batches(data)
         params = trainable_parameters(model)
@@ -143,7 +160,7 @@ class FunctionalLoss:
         }
         self.dim = sum(self.numels)
         self.num_samples = sum(int(x.shape[0]) for x, _ in self.batches)
-        self.has_batchnorm = any(_is_batchnorm(m) for m in model.modules())
+        self.has_batchnorm = any(is_batchnorm(m) for m in model.modules())
 
     def flatten(self, tensors: dict[str, Tensor] | Iterable[Tensor]) -> Tensor:
         """Concatenate per-parameter tensors (a dict by name, or a sequence in parameter order)."""
@@ -169,7 +186,7 @@ class FunctionalLoss:
         # Fresh buffer copies: in train mode BatchNorm writes running statistics into them, never into
         # the model or into the snapshot.
         state = {**{k: v.clone() for k, v in self.fixed.items()}, **params}
-        outputs = functional_call(self.model, state, (inputs,))
+        outputs = select_output(functional_call(self.model, state, (inputs,)), self.output)
         loss = self.loss_fn(outputs, targets)
         if loss.dim() != 0:
             raise ValueError(

@@ -7,14 +7,77 @@ and buffer values, ``requires_grad`` flags) and restores it bit for bit on exit,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 Batch = tuple[Tensor, Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
+#: Which part of a model's output the loss takes: ``None`` (the output is a tensor), a key of a dict
+#: output (or an attribute name), an index of a tuple/list output, or a callable ``output(raw) -> Tensor``.
+Output = str | int | Callable[[Any], Tensor] | None
+
+
+def check_output(output: Output) -> Output:
+    """``ValueError`` unless ``output`` is ``None``, a string, an integer or a callable."""
+    if output is None or callable(output) or isinstance(output, str):
+        return output
+    if isinstance(output, int) and not isinstance(output, bool):
+        return output
+    raise ValueError(
+        f"Invalid output: {output!r}; expected None, a key (str), an index (int) or a callable "
+        "that returns the tensor the loss takes"
+    )
+
+
+def select_output(raw: Any, output: Output) -> Tensor:
+    """The tensor the loss takes from a model's output ``raw`` (see :data:`Output`).
+
+    ``ValueError`` when ``raw`` is not a tensor and ``output`` is ``None`` (the message lists the keys or the
+    length, so the caller can say which part is the logits), or when the selection fails or is no tensor.
+    """
+    if output is None:
+        if isinstance(raw, Tensor):
+            return raw
+        raise ValueError(f"Invalid output: None, but the model returned {_describe(raw)}; {_HOW}")
+    if callable(output):
+        chosen = output(raw)
+    elif isinstance(output, str) and isinstance(raw, Mapping):
+        if output not in raw:
+            raise ValueError(f"Invalid output: {output!r} is not a key of the model's {_describe(raw)}")
+        chosen = raw[output]
+    elif isinstance(output, str):
+        if not hasattr(raw, output):
+            raise ValueError(
+                f"Invalid output: {output!r} is not an attribute of the model's {_describe(raw)}"
+            )
+        chosen = getattr(raw, output)
+    elif isinstance(raw, (tuple, list)) and -len(raw) <= output < len(raw):
+        chosen = raw[output]
+    else:
+        raise ValueError(f"Invalid output: index {output} does not select from the model's {_describe(raw)}")
+    if not isinstance(chosen, Tensor):
+        raise ValueError(
+            f"Invalid output: {output!r} selects a {type(chosen).__name__} from the model's "
+            f"{_describe(raw)}, expected a tensor"
+        )
+    return chosen
+
+
+_HOW = "pass output= a key (str), an index (int) or a callable that returns the tensor the loss takes"
+
+
+def _describe(raw: Any) -> str:
+    if isinstance(raw, Tensor):
+        return f"tensor of shape {tuple(raw.shape)}"
+    if isinstance(raw, Mapping):
+        return f"{type(raw).__name__} with keys {list(raw)}"
+    if isinstance(raw, (tuple, list)):
+        return f"{type(raw).__name__} of length {len(raw)}"
+    return type(raw).__name__
 
 
 def as_batches(data: Iterable[Batch] | Batch) -> list[Batch]:

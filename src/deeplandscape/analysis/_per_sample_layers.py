@@ -22,6 +22,12 @@ pooling, ``nn.Flatten`` and, in eval mode, Dropout, each module used once, with 
 run by a small interpreter on the snapshot parameters (the parameter-free layers are called as they are;
 nothing is hooked or written to). For anything else :func:`plan` returns ``None`` and the caller uses the
 ``vmap`` path.
+
+The interpreter keeps every layer output ``z`` it differentiates against, and every input ``a`` it
+multiplies by, exactly as the forward pass produced them: a layer that would overwrite its input
+(``nn.ReLU(inplace=True)``, the torchvision idiom) is given a copy, and the version counters of all recorded
+tensors are checked before the backward pass (a tensor written in place since it was recorded sends the
+batch to the ``vmap`` path instead of giving ``δ`` of the wrong tensor).
 """
 
 from __future__ import annotations
@@ -110,7 +116,7 @@ def _walk(module: nn.Module, prefix: str, train: bool, seen: set[int], out: list
 def plan(loss: FunctionalLoss) -> _Plan | None:
     """The layers of ``loss.model`` if the layer path applies to it (see module doc), else ``None``."""
     model = loss.model
-    if type(model) is not nn.Sequential or _global_hooks():
+    if type(model) is not nn.Sequential or loss.output is not None or _global_hooks():
         return None
     layers: list[tuple[str, nn.Module]] = []
     if not _walk(model, "", loss.train, set(), layers):
@@ -140,6 +146,7 @@ def per_sample_chunk(
         start += numel
     trainable = {name: loss.params[name].detach().requires_grad_(True) for name in loss.names}
     records: list[tuple[str, nn.Module, Tensor, Tensor]] = []
+    versions: list[tuple[Tensor, int]] = []
     with torch.enable_grad():
         a = inputs
         for prefix, module in plan_.layers:
@@ -164,8 +171,11 @@ def per_sample_chunk(
                     z = F.batch_norm(a, mean, var, w, b, False, 0.0, module.eps)
                 if any(f"{prefix}{p}" in trainable for p in ("weight", "bias")):
                     records.append((prefix, module, a.detach(), z))
+                    versions += [(a, a._version), (z, z._version)]
                 a = z
             else:
+                if getattr(module, "inplace", False):
+                    a = a.clone()  # an in-place layer would overwrite a recorded output z (or input a)
                 a = module(a)
                 if (
                     isinstance(module, _POOLS)
@@ -187,6 +197,8 @@ def per_sample_chunk(
         delta, values = _output_gradients(loss.loss_fn, sample_loss, outputs.detach(), targets)
         if not records or not all_finite(values):
             return values, True  # no trainable layer, or a non-finite loss that the caller reports
+        if any(t._version != version for t, version in versions):
+            raise _Unsupported  # a recorded tensor was written in place after it was recorded
         deltas = torch.autograd.grad(outputs, [z for *_, z in records], grad_outputs=delta)
     finite = True
     for (prefix, module, a, _), g in zip(records, deltas, strict=True):

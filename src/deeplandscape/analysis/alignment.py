@@ -113,17 +113,33 @@ def _modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"Invalid model: alignment supports {SUPPORTED}; got {type(model).__name__}")
     out = []
-    for name, child in model.named_children():
+    for name, child in model._modules.items():  # every position, a module used twice included
         if isinstance(child, nn.Sequential):
             out += [(f"{name}.{n}", m) for n, m in _modules(child)]
-        else:
+        elif child is not None:
             out.append((name, child))
     return out
 
 
+def _check_unshared(modules: list[tuple[str, nn.Module]]) -> None:
+    """A module applied twice, or a parameter shared by two modules (tied weights), would be permuted in two
+    incompatible ways: the permuted network would compute another function."""
+    seen: dict[int, str] = {}
+    for name, module in modules:
+        owner = seen.setdefault(id(module), name)
+        if owner != name:
+            raise ValueError(f"Invalid model: module {name} is module {owner} applied again (shared weights)")
+        for pname, p in module.named_parameters(remove_duplicate=False):
+            owner = seen.setdefault(id(p), f"{name}.{pname}")
+            if owner != f"{name}.{pname}":
+                raise ValueError(f"Invalid model: parameter {name}.{pname} is tied to {owner}")
+
+
 def _layers(model: nn.Module) -> list[_Layer]:
+    modules = _modules(model)
+    _check_unshared(modules)
     layers: list[dict] = []
-    for name, module in _modules(model):
+    for name, module in modules:
         if isinstance(module, _WEIGHT_LAYERS):
             if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups != 1:
                 raise ValueError(

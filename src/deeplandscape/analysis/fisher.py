@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from deeplandscape.analysis._functional import FunctionalLoss
-from deeplandscape.analysis._model import Batch, LossFn, preserved
-from deeplandscape.analysis.per_sample import _check_mode, iter_per_sample_gradients
+from deeplandscape.analysis._model import Batch, LossFn, Output, preserved
+from deeplandscape.analysis.per_sample import PerSampleGradientIterator
 
 
 @dataclass(frozen=True)
@@ -47,24 +47,26 @@ def fisher_diagonal(
     *,
     train: bool = False,
     chunk_size: int | None = None,
+    output: Output = None,
 ) -> FisherDiagonal:
     """``diag I = (1/N) Σ_k g_k² − ḡ²`` from per-sample gradients (module docstring; Thesis §3.3.1).
 
     Args:
-        model, loss_fn, data, train, chunk_size: as for
-            :func:`~deeplandscape.analysis.per_sample.per_sample_gradients`; only ``O(d)`` is kept
-            between batches.
+        model, loss_fn, data, train, chunk_size, output: as for
+            :func:`~deeplandscape.analysis.per_sample.per_sample_gradients` (the same exact ``g_k``, by
+            the same methods); only ``O(d)`` is kept between batches.
     """
-    loss = FunctionalLoss(model, loss_fn, data, train=train)
-    _check_mode(loss)
+    loss = FunctionalLoss(model, loss_fn, data, train=train, output=output)
+    batches = PerSampleGradientIterator(loss, chunk_size=chunk_size)
     mean = torch.zeros(loss.dim, dtype=loss.dtype, device=loss.device)
     m2 = torch.zeros(loss.dim, dtype=loss.dtype, device=loss.device)
     count = 0
     with preserved(model, train=loss.train):
-        for _, grads, _ in iter_per_sample_gradients(loss, chunk_size=chunk_size):
+        for _, grads, _ in batches:
             n = grads.shape[0]
             batch_mean = grads.mean(dim=0)
-            batch_m2 = ((grads - batch_mean) ** 2).sum(dim=0)
+            grads.sub_(batch_mean).square_()  # the iterator's own buffer: centred and squared in place
+            batch_m2 = grads.sum(dim=0)
             delta = batch_mean - mean
             total = count + n
             mean = mean + delta * (n / total)

@@ -1,6 +1,6 @@
 """The exact dense Hessian of a small model's data-set loss, and its full eigendecomposition.
 
-``H = [H e_1, …, H e_d]``: one Hessian–vector product per basis vector ``e_j`` (forward-over-reverse, see
+``H = [H e_1, …, H e_d]``: one Hessian–vector product per basis vector ``e_j`` (see
 :mod:`deeplandscape.analysis.hvp`), vectorized with ``vmap``, then symmetrized ``(H + Hᵀ)/2``. Its
 eigenvalues give the index of a critical point exactly (Choromanska et al. §5.1 compute the full Hessian
 spectrum of small networks; Thesis §3.3.1 does the same for networks of ~50k weights). Memory is
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from deeplandscape.analysis._model import Batch, LossFn
+from deeplandscape.analysis._model import Batch, LossFn, Output
 from deeplandscape.analysis.hvp import HessianOperator
 
 
@@ -47,17 +47,19 @@ def exact_hessian(
     eigenvectors: bool = False,
     max_params: int = 10_000,
     chunk_size: int = 32,
-    mode: str = "forward",
+    mode: str = "auto",
+    output: Output = None,
 ) -> ExactHessian:
     """Dense ``∇²f(x)`` of ``f = Σ_b n_b ℓ_b / N`` over the trainable parameters, with ``eigh``/``eigvalsh``.
 
     Args:
-        model, loss_fn, data, train, mode: as for :class:`~deeplandscape.analysis.hvp.HessianOperator`.
+        model, loss_fn, data, train, mode, output: as for
+            :class:`~deeplandscape.analysis.hvp.HessianOperator`.
         eigenvectors: also return the eigenvectors (``torch.linalg.eigh``).
         max_params: refuse models with more trainable parameters (the matrix needs ``d²`` entries).
         chunk_size: basis vectors per vectorized batch of HVPs.
     """
-    op = HessianOperator(model, loss_fn, data, train=train, mode=mode)
+    op = HessianOperator(model, loss_fn, data, train=train, mode=mode, output=output)
     if op.dim > max_params:
         raise ValueError(
             f"Invalid model: {op.dim} trainable parameters, exact_hessian allows at most max_params="

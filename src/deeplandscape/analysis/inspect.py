@@ -253,18 +253,7 @@ def _spectrum(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> 
         "bottom_residuals": _floats(bottom.residuals),
         "bottom_converged": [bool(c) for c in bottom.converged],
         "lanczos_hvps": int(top.num_matvecs + bottom.num_matvecs),
-        "slq": {
-            "num_probes": sizes["slq_probes"],
-            "num_steps": steps,
-            "sigma": float(density.sigma),
-            "hvps": int(density.num_matvecs),
-            "index": float(stats.index),
-            "normalized_index": float(stats.normalized_index),
-            "fraction_near_zero": float(stats.fraction_near_zero),
-            "arithmetic_mean": float(stats.arithmetic_mean),
-            "harmonic_mean_positive": float(stats.harmonic_mean_positive),
-            "std_error": {key: float(v) for key, v in stats.std_error.items()},
-        },
+        "slq": _slq_counts(sizes["slq_probes"], steps, density, stats),
         "trace": float(trace.trace),
         "trace_std_error": float(trace.std_error),
         "trace_hvps": int(trace.num_matvecs),
@@ -303,6 +292,54 @@ def _spectrum(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> 
     ax.legend(fontsize=8)
     save_figure(out / "hessian_spectrum.png", figure)
     return result, top
+
+
+def _slq_counts(probes: int, steps: int, density, stats) -> dict[str, Any]:
+    """The SLQ estimates for ``results.json``: each count with its probe standard error, its bounds
+    (quadrature bias included, :meth:`~deeplandscape.analysis.slq.SpectralDensity.count`) and, where the
+    quadrature cannot resolve it, ``null`` and the reason."""
+
+    def value(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    return {
+        "num_probes": probes,
+        "num_steps": steps,
+        "sigma": float(density.sigma),
+        "hvps": int(density.num_matvecs),
+        "index": value(stats.index),
+        "normalized_index": value(stats.normalized_index),
+        "fraction_near_zero": value(stats.fraction_near_zero),
+        "arithmetic_mean": float(stats.arithmetic_mean),
+        "harmonic_mean_positive": float(stats.harmonic_mean_positive),
+        "std_error": {key: value(v) for key, v in stats.std_error.items()},
+        "bounds": {key: [float(low), float(high)] for key, (low, high) in stats.intervals.items()},
+        "resolved": dict(stats.resolved),
+        "reasons": dict(stats.reasons),
+    }
+
+
+_COUNTS_NOTE = (
+    "The SLQ counts are read off a Gauss quadrature of {steps} nodes per probe ({probes} probes): "
+    "it resolves the extreme eigenvalues but the bulk only to the spacing of its nodes. "
+    "The ± is the probe-to-probe standard error alone; "
+    "the bounds also hold the quadrature's bias (Chebyshev–Markov–Stieltjes inequalities, "
+    "with a 95% allowance for the probe noise). "
+    "A count over an interval narrower than the node spacing is not resolved and only its bounds are shown; "
+    "more steps (`--slq-steps`) narrow them. "
+    "A Lanczos eigenvalue marked converged lies within √eps·|λ| of an eigenvalue of H "
+    "(within eps·‖H‖ for one too close to zero for relative accuracy)."
+)
+
+
+def _count_row(name: str, s: dict, key: str, d: int) -> str:
+    """A report row: the SLQ estimate ± its probe standard error, and the bounds that include the bias."""
+    slq = s["slq"]
+    low, high = slq["bounds"][key]
+    bounds = f"between {low:.3g} and {high:.3g} ({low * d:.0f}–{high * d:.0f} of {d})"
+    if slq[key] is None:
+        return f"| {name} (SLQ) | not resolved: {bounds}; {slq['reasons'][key]} |"
+    return f"| {name} (SLQ) | {slq[key]:.4g} ± {slq['std_error'][key]:.2g}; {bounds} |"
 
 
 def _fisher(model, loss_fn, batches, args, out: Path, arrays: dict) -> dict:
@@ -484,7 +521,7 @@ def _report(config: dict, results: dict) -> str:
     ]
     if "spectrum" in results:
         s = results["spectrum"]
-        index_se = s["slq"]["std_error"].get("normalized_index", math.nan)
+        d = s["num_parameters"]
         lines += [
             "## Hessian",
             "",
@@ -494,13 +531,14 @@ def _report(config: dict, results: dict) -> str:
             "|---|---|",
             f"| top eigenvalues (Lanczos) | {_fmt(s['top_eigenvalues'])} |",
             f"| their residuals ‖Hy − θy‖ | {_fmt(s['top_residuals'])} |",
+            f"| converged (relative accuracy) | {_fmt(s['top_converged'])} |",
             f"| bottom eigenvalues (Lanczos) | {_fmt(s['bottom_eigenvalues'])} |",
             f"| their residuals | {_fmt(s['bottom_residuals'])} |",
+            f"| converged (relative accuracy) | {_fmt(s['bottom_converged'])} |",
             f"| trace (Hutchinson, {config['sizes']['trace_probes']} probes) | {s['trace']:.6g} ± "
             f"{s['trace_std_error']:.2g} |",
-            f"| normalized index (SLQ, \\|λ\\| ≤ {s['threshold']:g} is zero) | "
-            f"{s['slq']['normalized_index']:.4g} ± {index_se:.2g} |",
-            f"| fraction near zero (SLQ) | {s['slq']['fraction_near_zero']:.4g} |",
+            _count_row(f"normalized index (\\|λ\\| ≤ {s['threshold']:g} is zero)", s, "normalized_index", d),
+            _count_row("fraction near zero", s, "fraction_near_zero", d),
         ]
         if "exact" in s:
             e = s["exact"]
@@ -512,7 +550,7 @@ def _report(config: dict, results: dict) -> str:
                 f"| arithmetic / harmonic (λ > threshold) mean (exact) | {e['arithmetic_mean']:.4g} / "
                 f"{e['harmonic_mean_positive']:.4g} |",
             ]
-        lines += [""]
+        lines += ["", _COUNTS_NOTE.format(steps=s["slq"]["num_steps"], probes=s["slq"]["num_probes"]), ""]
     if "fisher" in results:
         f = results["fisher"]
         lines += [

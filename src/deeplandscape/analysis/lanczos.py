@@ -10,9 +10,23 @@ Rayleigh–Ritz step diagonalizes the projected matrix
 
 whose eigenvalues ``θ_i`` (Ritz values) approximate the extreme eigenvalues of ``A`` with Ritz vectors
 ``y_i = V_m s_i``. The residual ``r_i = ‖A y_i − θ_i y_i‖`` bounds the error: some eigenvalue of ``A`` lies
-within ``r_i`` of ``θ_i`` (Krylov–Weinstein; Parlett, *The Symmetric Eigenvalue Problem*, ch. 4), and within
-``r_i² / gap`` when the gap to the rest of the spectrum is known. ``T_m`` and the residuals are computed
-from the stored products ``A V_m``, so they are exact up to rounding.
+within ``r_i`` of ``θ_i`` (Krylov–Weinstein; Parlett, *The Symmetric Eigenvalue Problem*, Thm. 4.5.1), and
+within ``r_i² / gap_i`` when no other eigenvalue lies within ``gap_i`` of ``θ_i`` (Parlett Thm. 11.7.1).
+``T_m`` and the residuals are computed from the stored products ``A V_m``, so they are exact up to rounding.
+
+Convergence is judged for each wanted pair against its own eigenvalue: the pair has converged when
+
+    r_i ≤ max(tol · |θ_i|, atol),
+
+so an eigenvalue of ``A`` lies within ``tol · |θ_i|`` of ``θ_i`` (relative accuracy ``tol``), or within
+``atol`` for an eigenvalue too close to zero for relative accuracy (``atol`` defaults to ``eps · max|θ|``,
+the rounding level of the products themselves). A test relative to the largest Ritz value instead would,
+with one large outlier (λ₁ ≈ 2700 over a bulk near 2, float32), accept residuals larger than the bulk
+eigenvalues themselves. ``error_bounds`` adds the quadratic estimate ``min(r_i, r_i² / gap_i)`` with the gap
+measured to the other Ritz values (an estimate: an eigenvalue not yet found can lie closer). As with every
+Krylov method, ``converged`` certifies each returned value, not that no eigenvalue was missed: an
+eigenvalue whose eigenvector is (nearly) orthogonal to the start block, or a repeated one beyond
+``block_size`` copies, is found late or not at all.
 
 A single start vector finds one copy of each eigenvalue: the Krylov space of one vector meets each
 eigenspace in one direction only. ``block_size = b`` starts from ``b`` vectors and resolves multiplicities
@@ -42,7 +56,10 @@ class LanczosResult:
             ``LM``: by descending ``|λ|``, ``SM``: by ascending ``|λ|``).
         eigenvectors: ``(d, k)``, unit-norm columns, column ``i`` belongs to ``eigenvalues[i]``.
         residuals: ``(k,)`` ``‖A y_i − θ_i y_i‖`` (absolute); an eigenvalue of ``A`` lies within it.
-        converged: ``(k,)`` bool, ``residual ≤ tol · max|θ|``.
+        converged: ``(k,)`` bool, ``residual ≤ max(tol · |θ_i|, atol)`` (module docstring).
+        error_bounds: ``(k,)`` ``min(r_i, r_i² / gap_i) + eps·|θ_i|``, the gap measured to the other Ritz
+            values (an estimate, module docstring).
+        tolerances: ``(k,)`` ``max(tol · |θ_i|, atol)``, the accuracy ``converged`` certifies.
         num_matvecs: operator applications used (for a HessianOperator: full-data HVPs).
         basis_size: dimension of the final search space.
         which: the part of the spectrum requested.
@@ -52,6 +69,8 @@ class LanczosResult:
     eigenvectors: Tensor
     residuals: Tensor
     converged: Tensor
+    error_bounds: Tensor
+    tolerances: Tensor
     num_matvecs: int
     basis_size: int
     which: str
@@ -61,8 +80,12 @@ def _apply(op: SymmetricOperator, block: Tensor) -> Tensor:
     """``A`` applied to the rows of ``block`` (rows are vectors); batched when the operator has ``matmat``."""
     matmat = getattr(op, "matmat", None)
     if block.shape[0] > 1 and callable(matmat):
-        return matmat(block.T).T
-    return torch.stack([op.matvec(row) for row in block])
+        product = matmat(block.T).T
+    else:
+        product = torch.stack([op.matvec(row) for row in block])
+    if not bool(torch.isfinite(product).all()):
+        raise ValueError("Invalid operator: its product with a vector has NaN or Inf")
+    return product
 
 
 def _orthogonalize(
@@ -104,6 +127,18 @@ def _orthogonalize(
     return torch.stack(rows) if rows else None
 
 
+def _error_bounds(theta: Tensor, wanted: Tensor, residuals: Tensor) -> Tensor:
+    """``min(r_i, r_i² / gap_i) + eps·|θ_i|``, ``gap_i`` the distance from ``θ_i`` to the nearest other Ritz
+    value, ``eps·|θ_i|`` the rounding of ``θ_i`` itself."""
+    rounding = torch.finfo(theta.dtype).eps * theta[wanted].abs()
+    if theta.numel() < 2:
+        return residuals + rounding
+    distance = (theta[wanted, None] - theta[None, :]).abs()
+    distance[torch.arange(wanted.numel()), wanted] = float("inf")
+    gap = distance.min(dim=1).values
+    return torch.minimum(residuals, residuals**2 / gap) + rounding
+
+
 def _select(theta: Tensor, k: int, which: str) -> Tensor:
     """Indices of the k wanted Ritz values, in the reporting order of ``which``."""
     if which == "LA":
@@ -124,12 +159,13 @@ def lanczos(
     max_basis: int | None = None,
     block_size: int = 1,
     seed: int | torch.Generator = 0,
+    atol: float | None = None,
 ) -> LanczosResult:
     """The ``k`` extreme eigenpairs of a symmetric operator (block Lanczos, full re-orthogonalization).
 
     See the module docstring for the method. Iterates until every wanted Ritz pair has
-    ``‖A y − θ y‖ ≤ tol · max|θ|`` or the basis reaches ``max_basis`` vectors (then the unconverged pairs are
-    flagged in ``converged``; the basis reaching ``d`` makes them exact).
+    ``‖A y − θ y‖ ≤ max(tol · |θ|, atol)`` or the basis reaches ``max_basis`` vectors (then the unconverged
+    pairs are flagged in ``converged``; the basis reaching ``d`` makes them exact).
 
     Args:
         operator: a :class:`~deeplandscape.analysis.linear_operator.SymmetricOperator` (e.g. a
@@ -137,7 +173,9 @@ def lanczos(
         k: number of eigenpairs, ``1 ≤ k ≤ d``.
         which: ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest magnitude,
             ``"SM"`` smallest magnitude (interior for an indefinite operator: slow to converge).
-        tol: relative residual tolerance; default ``sqrt(eps)`` of the operator's dtype.
+        tol: residual tolerance relative to each eigenvalue; default ``sqrt(eps)`` of the operator's dtype.
+        atol: absolute residual tolerance, for eigenvalues near zero; default ``eps · max|θ|`` (the
+            rounding level of the products).
         max_basis: most basis vectors (= most products); default ``min(d, max(100, 20 k))``.
         block_size: start vectors; eigenvalues of multiplicity up to ``block_size`` are resolved.
         seed: seed or ``torch.Generator`` for the start block (drawn on the CPU, so the same seed gives
@@ -153,8 +191,10 @@ def lanczos(
         raise ValueError(f"Invalid block_size: {block_size}, expected an integer in [1, d={dim}]")
     eps = torch.finfo(op.dtype).eps
     tol = math.sqrt(eps) if tol is None else float(tol)
-    if not tol > 0:
-        raise ValueError(f"Invalid tol: {tol}, expected > 0")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"Invalid tol: {tol}, expected a finite value > 0")
+    if atol is not None and not (atol >= 0 and math.isfinite(atol)):
+        raise ValueError(f"Invalid atol: {atol}, expected None or a finite value >= 0")
     max_basis = min(dim, max(100, 20 * k)) if max_basis is None else int(max_basis)
     if not k <= max_basis <= dim:
         raise ValueError(f"Invalid max_basis: {max_basis}, expected in [k={k}, d={dim}]")
@@ -187,19 +227,22 @@ def lanczos(
         if m >= k:
             wanted = _select(theta, k, which)
             estimate = (outside.T @ s[m - b : m, wanted]).norm(dim=0)
-            scale = float(theta.abs().max())
-            if done or bool((estimate <= tol * scale).all()):
+            floor = eps * float(theta.abs().max()) if atol is None else atol
+            tolerances = torch.clamp(tol * theta[wanted].abs(), min=floor)
+            if done or bool((estimate <= tolerances).all()):
                 vectors = basis[:m].T @ s[:, wanted]
                 residuals = (products[:m].T @ s[:, wanted] - vectors * theta[wanted]).norm(dim=0)
-                converged = torch.ones_like(residuals, dtype=torch.bool)
-                if m < dim:
-                    converged = residuals <= tol * scale
+                converged = residuals <= tolerances
+                if m >= dim:  # the basis spans R^d: Rayleigh–Ritz is exact up to rounding
+                    converged = torch.ones_like(converged)
                 if done or bool(converged.all()):
                     return LanczosResult(
                         eigenvalues=theta[wanted],
                         eigenvectors=vectors,
                         residuals=residuals,
                         converged=converged,
+                        error_bounds=_error_bounds(theta, wanted, residuals),
+                        tolerances=tolerances,
                         num_matvecs=num_matvecs,
                         basis_size=m,
                         which=which,
@@ -238,31 +281,43 @@ def lanczos_tridiagonal(
     """``num_steps`` steps of the three-term Lanczos recurrence with full re-orthogonalization.
 
     ``β_j v_{j+1} = A v_j − α_j v_j − β_{j−1} v_{j−1}`` with ``α_j = v_jᵀ A v_j`` and ``β_j = ‖·‖``, each new
-    vector re-orthogonalized against all previous ones (twice). Stops early when ``β_j ≤ sqrt(eps)·‖T‖``
-    (invariant Krylov space). The eigen-decomposition ``T = Q Θ Qᵀ`` gives the Gauss quadrature
-    ``v_1ᵀ f(A) v_1 ≈ Σ_i Q_{1i}² f(θ_i)`` used by stochastic Lanczos quadrature (Golub & Meurant 2010).
+    vector re-orthogonalized against all previous ones (twice). The eigen-decomposition ``T = Q Θ Qᵀ`` gives
+    the Gauss quadrature ``v_1ᵀ f(A) v_1 ≈ Σ_i Q_{1i}² f(θ_i)`` used by stochastic Lanczos quadrature
+    (Golub & Meurant 2010).
+
+    The run stops early only when the Krylov space is exhausted: ``β_j ≤ 100 · eps · ‖A v_j‖``, i.e. the
+    orthogonalization cancelled the product ``A v_j`` down to its rounding error. The test is relative to
+    the product being orthogonalized, not to ``‖T‖``: with one large outlier eigenvalue (λ₁ ≈ 2700 over a
+    bulk near 2, float32) a test against ``sqrt(eps) · max|α|`` stops after 3 steps although the bulk is far
+    from resolved. A product cancelled only to somewhat above its rounding error continues the recurrence
+    with that (nearly random) vector, which is harmless: ``T`` stays the projection of ``A`` on an orthonormal
+    basis, and the new nodes are coupled to ``v_1`` only through the tiny ``β_j`` (weight ``O(β_j²)``).
     """
     op = as_operator(operator)
     dim = int(op.dim)
     if not isinstance(num_steps, int) or not 1 <= num_steps <= dim:
         raise ValueError(f"Invalid num_steps: {num_steps}, expected an integer in [1, d={dim}]")
-    if start.shape != (dim,):
-        raise ValueError(f"Invalid start: shape {tuple(start.shape)}, expected ({dim},)")
+    if not isinstance(start, Tensor) or start.shape != (dim,):
+        shape = tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__
+        raise ValueError(f"Invalid start: shape {shape}, expected ({dim},)")
+    norm = float(start.norm())
+    if not (norm > 0 and math.isfinite(norm)):
+        raise ValueError(f"Invalid start: norm {norm}, expected a finite non-zero vector")
     eps = torch.finfo(op.dtype).eps
     basis = torch.empty(num_steps, dim, dtype=op.dtype, device=op.device)
-    basis[0] = start / start.norm()
+    basis[0] = start.to(dtype=op.dtype, device=op.device) / norm
     alpha, beta = [], []
     invariant = False
     for j in range(num_steps):
-        w = op.matvec(basis[j])
+        w = _product(op, basis[j], j)
         alpha.append(float(basis[j] @ w))
         if j == num_steps - 1:
             break
+        scale = float(w.norm())
         for _ in range(2):
             w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         b = float(w.norm())
-        scale = max(max(abs(a) for a in alpha), max(beta, default=0.0))
-        if b <= math.sqrt(eps) * scale:
+        if b <= 100 * eps * scale:
             invariant = True
             break
         beta.append(b)
@@ -273,3 +328,11 @@ def lanczos_tridiagonal(
         num_matvecs=len(alpha),
         invariant=invariant,
     )
+
+
+def _product(op: SymmetricOperator, vector: Tensor, step: int) -> Tensor:
+    """``A v`` with a ``ValueError`` if it has a NaN/Inf (the operator, not the method, is at fault)."""
+    product = op.matvec(vector)
+    if not bool(torch.isfinite(product).all()):
+        raise ValueError(f"Invalid operator: its product with a vector has NaN or Inf (Lanczos step {step})")
+    return product

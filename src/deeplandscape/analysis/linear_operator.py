@@ -34,7 +34,7 @@ class SymmetricOperator(Protocol):
 class MatrixOperator:
     """A dense symmetric matrix ``A`` (a ``d × d`` tensor) as a :class:`SymmetricOperator`.
 
-    Symmetry is checked to ``atol = 1e-8 · max|A|`` (relative to float precision of ``A``).
+    ``ValueError`` for a NaN/Inf entry; symmetry is checked to ``atol = max(1e-8, 100 eps) · max|A|``.
     """
 
     def __init__(self, matrix: Tensor) -> None:
@@ -43,6 +43,11 @@ class MatrixOperator:
             raise ValueError(f"Invalid matrix: shape {shape}, expected a square (d, d) tensor")
         if matrix.shape[0] == 0:
             raise ValueError("Invalid matrix: shape (0, 0), expected d >= 1")
+        if not matrix.is_floating_point():
+            raise ValueError(f"Invalid matrix: dtype {matrix.dtype}, expected a floating-point tensor")
+        if not bool(torch.isfinite(matrix).all()):
+            bad = tuple(int(i) for i in torch.nonzero(~torch.isfinite(matrix))[0])
+            raise ValueError(f"Invalid matrix: entry {bad} is {float(matrix[bad])}; expected finite entries")
         scale = float(matrix.abs().max()) if matrix.numel() else 0.0
         tol = max(1e-8, 100 * torch.finfo(matrix.dtype).eps) * max(scale, 1e-300)
         if not torch.allclose(matrix, matrix.mT, rtol=0.0, atol=tol):

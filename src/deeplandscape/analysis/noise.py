@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from deeplandscape.analysis._functional import all_finite
-from deeplandscape.analysis._model import Batch, LossFn
+from deeplandscape.analysis._model import Batch, LossFn, Output
 from deeplandscape.analysis.per_sample import per_sample_gradients
 
 SAMPLING = ("with_replacement", "without_replacement")
@@ -90,9 +90,18 @@ def _check_gradients(gradients: Tensor, sampling: str) -> tuple[int, int]:
         raise ValueError(f"Invalid gradients: shape ({n}, {d}), expected N >= 2 samples and d >= 1")
     if sampling not in SAMPLING:
         raise ValueError(f"Invalid sampling: {sampling!r}, expected one of {SAMPLING}")
-    if not all_finite(gradients):
-        raise ValueError("Invalid gradients: contain NaN or Inf")
     return n, d
+
+
+def _finite_mean(gradients: Tensor) -> Tensor:
+    """``ḡ``, with a ``ValueError`` if ``G`` has a NaN/Inf (every one reaches the mean of its column, so
+    only a non-finite mean needs the element-wise check: one pass over ``G`` instead of two)."""
+    mean = gradients.mean(dim=0)
+    if not all_finite(mean) and not bool(torch.isfinite(gradients).all()):
+        raise ValueError("Invalid gradients: contain NaN or Inf")
+    if not all_finite(mean):
+        raise ValueError("Invalid gradients: their mean overflows the dtype")
+    return mean
 
 
 def _scale(n: int, sampling: str) -> float:
@@ -110,50 +119,60 @@ def diffusion_matrix(gradients: Tensor, *, sampling: str = "with_replacement") -
     ``O(d²)`` memory: for small models and tests; use :func:`diffusion_spectrum_from_gradients` otherwise.
     """
     n, _ = _check_gradients(gradients, sampling)
-    mean = gradients.mean(dim=0)
+    mean = _finite_mean(gradients)
     second = gradients.T @ gradients / n
     matrix = (second - torch.outer(mean, mean)) * (n * _scale(n, sampling))
     return DiffusionMatrix(matrix=(matrix + matrix.T) / 2, num_samples=n, sampling=sampling)
 
 
 def diffusion_spectrum_from_gradients(
-    gradients: Tensor, *, sampling: str = "with_replacement", method: str = "auto", chunk_size: int = 256
+    gradients: Tensor,
+    *,
+    sampling: str = "with_replacement",
+    method: str = "auto",
+    chunk_size: int = 256,
+    overwrite: bool = False,
 ) -> DiffusionSpectrum:
     """Spectrum of ``D(x)`` from per-sample gradients ``G`` (``N × d``), by the Gram route if ``d > N``.
 
     Args:
-        gradients: ``(N, d)``, row ``k`` is ``g_k``; not modified.
+        gradients: ``(N, d)``, row ``k`` is ``g_k``; not modified unless ``overwrite``.
         sampling: ``"with_replacement"`` (``D_w``, eq. 6.4) or ``"without_replacement"`` (``N/(N−1) D_w``).
         method: ``"auto"`` (Gram if ``d > N``, else dense), ``"gram"`` or ``"dense"``.
-        chunk_size: rows of ``G`` centred at a time (the extra memory is ``O(chunk_size · d)``).
+        chunk_size: rows of ``G`` centred at a time when ``G`` is kept (extra memory ``O(chunk_size · d)``).
+        overwrite: centre ``G`` in place (``G`` then holds ``C = G − 1 gᵀ``): no extra ``O(N·d)`` memory,
+            and the product ``C Cᵀ`` (or ``Cᵀ C``) is one matrix multiplication.
 
-    The products ``CᵀC`` or ``CCᵀ`` are accumulated in the gradients' dtype, the eigenvalues computed in
-    float64.
+    The products ``CᵀC`` or ``CCᵀ`` are formed in the gradients' dtype from the centred gradients (never as
+    ``G Gᵀ`` minus the mean's part, which cancels catastrophically when the mean gradient dominates), the
+    eigenvalues computed in float64.
     """
     n, d = _check_gradients(gradients, sampling)
     if method not in METHODS:
         raise ValueError(f"Invalid method: {method!r}, expected one of {METHODS}")
-    if chunk_size < 1:
-        raise ValueError(f"Invalid chunk_size: {chunk_size}, expected >= 1")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"Invalid chunk_size: {chunk_size}, expected an integer >= 1")
     if method == "auto":
         method = "gram" if d > n else "dense"
-    mean = gradients.mean(dim=0)
-    parts = _chunks(n, chunk_size)
-    if method == "gram":
-        gram = torch.empty(n, n, dtype=gradients.dtype, device=gradients.device)
+    mean = _finite_mean(gradients)
+    if overwrite:
+        centred = gradients.sub_(mean)
+        small = centred @ centred.T if method == "gram" else centred.T @ centred
+    elif method == "gram":
+        parts = _chunks(n, chunk_size)
+        small = torch.empty(n, n, dtype=gradients.dtype, device=gradients.device)
         for i, rows_i in enumerate(parts):
             ci = gradients[rows_i] - mean
             for rows_j in parts[i:]:
                 block = ci @ (gradients[rows_j] - mean).T
-                gram[rows_i, rows_j] = block
-                gram[rows_j, rows_i] = block.T
-        small = gram.to(torch.float64) * _scale(n, sampling)
+                small[rows_i, rows_j] = block
+                small[rows_j, rows_i] = block.T
     else:
         small = torch.zeros(d, d, dtype=gradients.dtype, device=gradients.device)
-        for rows in parts:
+        for rows in _chunks(n, chunk_size):
             c = gradients[rows] - mean
             small.addmm_(c.T, c)
-        small = small.to(torch.float64) * _scale(n, sampling)
+    small = small.to(torch.float64) * _scale(n, sampling)
     eigenvalues = torch.linalg.eigvalsh((small + small.T) / 2).flip(0)
     lam_max = float(eigenvalues.abs().max())
     threshold = lam_max * d * torch.finfo(gradients.dtype).eps
@@ -185,15 +204,19 @@ def diffusion_spectrum(
     method: str = "auto",
     train: bool = False,
     chunk_size: int | None = None,
+    output: Output = None,
 ) -> DiffusionSpectrum:
     """Spectrum, rank, mean and std of the diffusion matrix ``D(x)`` of a model over a data set.
 
     Per-sample gradients by :func:`~deeplandscape.analysis.per_sample.per_sample_gradients` (eval mode by
-    default, as in Thesis §6.3.1; the model is restored exactly), then
-    :func:`diffusion_spectrum_from_gradients`. Memory ``O(N·d)``.
+    default, as in Thesis §6.3.1; the model is restored exactly; ``output`` as there), then
+    :func:`diffusion_spectrum_from_gradients`, centring them in place. Memory: the ``N × d`` gradient
+    matrix and ``O(N²)``.
     """
-    grads = per_sample_gradients(model, loss_fn, data, train=train, chunk_size=chunk_size).gradients
-    return diffusion_spectrum_from_gradients(grads, sampling=sampling, method=method)
+    grads = per_sample_gradients(
+        model, loss_fn, data, train=train, chunk_size=chunk_size, output=output
+    ).gradients
+    return diffusion_spectrum_from_gradients(grads, sampling=sampling, method=method, overwrite=True)
 
 
 @dataclass(frozen=True)

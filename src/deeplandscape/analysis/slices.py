@@ -33,7 +33,16 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from ._functional import check_vector, dataset_loss, flatten, pure_dataset_loss, unflatten
-from ._model import Batch, LossFn, as_batches, preserved, trainable_parameters
+from ._model import (
+    Batch,
+    LossFn,
+    Output,
+    as_batches,
+    check_output,
+    preserved,
+    select_output,
+    trainable_parameters,
+)
 
 _NORM_LAYERS = (
     nn.modules.batchnorm._BatchNorm,
@@ -139,7 +148,12 @@ def _grid(values: Sequence[float] | Tensor | np.ndarray, name: str) -> np.ndarra
 
 
 def _loss_in_place(
-    model: nn.Module, loss_fn: LossFn, batches: list[Batch], params: list[Tensor], vector: Tensor
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: list[Batch],
+    params: list[Tensor],
+    vector: Tensor,
+    output: Output,
 ) -> Tensor:
     """f at ``vector`` written into the parameters (callers hold :func:`preserved`, which restores them)."""
     start = 0
@@ -147,7 +161,11 @@ def _loss_in_place(
         p.copy_(vector[start : start + p.numel()].view_as(p))
         start += p.numel()
     n_total = sum(inputs.shape[0] for inputs, _ in batches)
-    return sum(loss_fn(model(inputs), targets) * inputs.shape[0] for inputs, targets in batches) / n_total
+    total = sum(
+        loss_fn(select_output(model(inputs), output), targets) * inputs.shape[0]
+        for inputs, targets in batches
+    )
+    return total / n_total
 
 
 def _evaluate(
@@ -161,6 +179,7 @@ def _evaluate(
     *,
     vectorize: bool,
     chunk_size: int,
+    output: Output,
 ) -> np.ndarray:
     """f(x₀ + Σ_k c_{mk} δ_k) for every row c_m of ``coefficients``, ``chunk_size`` points at a time.
 
@@ -178,11 +197,11 @@ def _evaluate(
         values = None
         if vectorize:
             try:
-                values = vmap(lambda v: pure_dataset_loss(model, loss_fn, batches, v))(points)
+                values = vmap(lambda v: pure_dataset_loss(model, loss_fn, batches, v, output))(points)
             except (RuntimeError, NotImplementedError, ValueError):
                 vectorize = False
         if values is None:
-            values = torch.stack([_loss_in_place(model, loss_fn, batches, params, v) for v in points])
+            values = torch.stack([_loss_in_place(model, loss_fn, batches, params, v, output) for v in points])
         out[start : start + len(points)] = values.detach().cpu().to(torch.float64).numpy()
     bad = np.flatnonzero(~np.isfinite(out))
     if bad.size:
@@ -206,6 +225,7 @@ def loss_line(
     train: bool = False,
     vectorize: bool = False,
     chunk_size: int = 16,
+    output: Output = None,
 ) -> LossLine:
     """L(α) = f(x₀ + α δ) on a grid of α (Li et al. 2018 §3, 1-D linear interpolation plot).
 
@@ -215,6 +235,7 @@ def loss_line(
     unchanged (each grid point is written into its parameters, which are restored bit for bit afterwards).
     With ``vectorize=True`` ``chunk_size`` grid points are evaluated at once with ``torch.func.vmap`` over
     ``functional_call`` instead (eval mode only; not faster on CPU in benchmarks/instruments.md).
+    ``output`` selects the logits of a model with dict or tuple outputs (a key, an index or a callable).
     """
     batches = as_batches(data)
     grid = _grid(np.linspace(-1.0, 1.0, 21) if alphas is None else alphas, "alphas")
@@ -233,6 +254,7 @@ def loss_line(
             [f"alpha={a:g}" for a in grid],
             vectorize=vectorize and not train,
             chunk_size=chunk_size,
+            output=check_output(output),
         )
     return LossLine(grid, losses, float(delta.norm()), len(grid))
 
@@ -249,12 +271,13 @@ def loss_plane(
     train: bool = False,
     vectorize: bool = False,
     chunk_size: int = 16,
+    output: Output = None,
 ) -> LossPlane:
     """L(α, β) = f(x₀ + α δ + β η) on a grid (Li et al. 2018 §4, 2-D contour plots).
 
     ``alphas`` defaults to 11 points on [−1, 1], ``betas`` to ``alphas``. The model is evaluated in eval
-    mode unless ``train=True`` and is left bitwise unchanged; ``vectorize`` and ``chunk_size`` as in
-    :func:`loss_line`.
+    mode unless ``train=True`` and is left bitwise unchanged; ``vectorize``, ``chunk_size`` and ``output``
+    as in :func:`loss_line`.
     """
     batches = as_batches(data)
     grid_a = _grid(np.linspace(-1.0, 1.0, 11) if alphas is None else alphas, "alphas")
@@ -278,6 +301,7 @@ def loss_plane(
             labels,
             vectorize=vectorize and not train,
             chunk_size=chunk_size,
+            output=check_output(output),
         )
     losses = losses.reshape(grid_a.size, grid_b.size)
     return LossPlane(grid_a, grid_b, losses, (float(d1.norm()), float(d2.norm())), losses.size)
@@ -301,6 +325,7 @@ def interpolate(
     *,
     interpolate_buffers: bool = True,
     train: bool = False,
+    output: Output = None,
 ) -> LossLine:
     """L(α) = f((1 − α) x_a + α x_b): the linear path between two models (Goodfellow et al. 2015, as used
     in Li et al. 2018 §3).
@@ -308,7 +333,7 @@ def interpolate(
     With ``interpolate_buffers=True`` floating-point buffers (BatchNorm running statistics) and frozen
     parameters are interpolated the same way, so α = 0 and α = 1 give exactly the two models' losses in
     eval mode; otherwise model_a's are used all along. ``alphas`` defaults to 11 points on [0, 1]. Both
-    models are left bitwise unchanged.
+    models are left bitwise unchanged; ``output`` as in :func:`loss_line`.
     """
     batches = as_batches(data)
     grid = _grid(np.linspace(0.0, 1.0, 11) if alphas is None else alphas, "alphas")
@@ -330,5 +355,6 @@ def interpolate(
                 for name, buf in live.items():
                     buf.copy_((1 - float(a)) * start[name] + float(a) * state_b[name].detach().to(buf))
             x = (1 - float(a)) * xa + float(a) * xb
-            losses.append(float(dataset_loss(model_a, loss_fn, batches, x, where=f"alpha={a:g}")))
+            value = dataset_loss(model_a, loss_fn, batches, x, where=f"alpha={a:g}", output=output)
+            losses.append(float(value))
     return LossLine(grid, np.asarray(losses), float((xb - xa).norm()), len(grid))

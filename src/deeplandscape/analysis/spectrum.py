@@ -17,6 +17,8 @@ diagonal bounds the spectrum's from above.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +32,12 @@ class SpectrumStatistics:
     """Index, normalized index and means of a spectrum (module docstring for the formulas).
 
     ``num_eigenvalues`` is ``n`` (for an SLQ estimate: ``d``). Counts from SLQ are estimates
-    ``d · (mass)``; ``std_error`` then holds the standard errors across probes of ``normalized_index``,
-    ``fraction_near_zero`` and ``arithmetic_mean`` (empty for an exact spectrum).
+    ``d · (fraction)``; ``std_error`` then holds the standard errors across probes of ``normalized_index``,
+    ``fraction_near_zero`` and ``arithmetic_mean`` (the probe noise only, empty for an exact spectrum), and
+    ``intervals`` bounds on ``normalized_index`` and ``fraction_near_zero`` that include the quadrature's
+    bias (:meth:`~deeplandscape.analysis.slq.SpectralDensity.count`; for an exact spectrum the value
+    itself). An estimate the quadrature cannot resolve (an interval narrower than its node spacing) is NaN,
+    with ``resolved`` False and the reason in ``reasons``.
     """
 
     index: float
@@ -44,6 +50,9 @@ class SpectrumStatistics:
     num_eigenvalues: int
     threshold: float
     std_error: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    resolved: dict[str, bool]
+    reasons: dict[str, str]
 
 
 def _check_threshold(threshold: float) -> float:
@@ -82,6 +91,12 @@ def spectrum_statistics(eigenvalues: Tensor, *, threshold: float = 1e-3) -> Spec
         num_eigenvalues=n,
         threshold=threshold,
         std_error={},
+        intervals={
+            "normalized_index": (index / n, index / n),
+            "fraction_near_zero": (near / n, near / n),
+        },
+        resolved={"normalized_index": True, "fraction_near_zero": True},
+        reasons={},
     )
 
 
@@ -91,8 +106,12 @@ def density_statistics(density: SpectralDensity, *, threshold: float = 1e-3) -> 
     Each probe gives ``Σ_i τ_i f(θ_i) ≈ (1/d) Σ_j f(λ_j)``; with ``f = 1[λ < −ε]`` this is the normalized
     index, with ``f = 1[|λ| ≤ ε]`` the near-zero fraction, with ``f(λ) = λ`` the arithmetic mean and with
     ``f(λ) = 1/λ`` over ``λ > ε`` the reciprocal harmonic mean. Values are means over probes with standard
-    errors in ``std_error``. The quadrature resolves outliers sharply but the bulk only to the Lanczos
-    resolution: counts of near-zero eigenvalues inside a continuous bulk are coarse.
+    errors in ``std_error``. The quadrature resolves outliers sharply but the bulk only to the spacing of
+    its nodes: the two counts carry a bias the standard errors do not see, bounded in ``intervals`` by the
+    Chebyshev–Markov–Stieltjes inequalities (:meth:`~deeplandscape.analysis.slq.SpectralDensity.count`).
+    A near-zero fraction for a threshold below the node spacing at ``±ε`` is NaN (``resolved`` False):
+    e.g. ``ε = 1e-3`` in a spectrum spread over ``[−1, 1000]`` needs thousands of Lanczos steps. The means
+    (first moment, exact for the quadrature up to the probe noise) need no such bound.
     """
     threshold = _check_threshold(threshold)
     w, nodes = density.weights, density.nodes
@@ -104,8 +123,18 @@ def density_statistics(density: SpectralDensity, *, threshold: float = 1e-3) -> 
         err = float(per_probe.std() / num_probes**0.5) if num_probes > 1 else float("nan")
         return float(per_probe.mean()), err
 
-    neg, neg_err = mean_and_error((filled < -threshold).to(w.dtype))
-    near, near_err = mean_and_error((filled.abs() <= threshold).to(w.dtype))
+    index = density.count(-math.inf, -threshold, closed="neither")
+    near = density.count(-threshold, threshold) if threshold > 0 else None
+    if near is None:  # ε = 0: the near-zero eigenvalues are the exact zeros, below any node spacing
+        near = density.count(-math.inf, math.inf)
+        near = dataclasses.replace(
+            near,
+            fraction=math.nan,
+            lower=0.0,
+            upper=1.0,
+            resolved=False,
+            reason="threshold 0: |λ| ≤ 0 is a single point, below the quadrature's resolution",
+        )
     mean, mean_err = mean_and_error(filled)
     pos_mask = filled > threshold
     pos_mass, _ = mean_and_error(pos_mask.to(w.dtype))
@@ -115,14 +144,26 @@ def density_statistics(density: SpectralDensity, *, threshold: float = 1e-3) -> 
     inv_all, _ = mean_and_error(torch.where(w > 0, 1.0 / filled.where(w > 0, torch.ones_like(filled)), 0.0))
     hm = 1.0 / inv_all if all_positive else float("nan")
     return SpectrumStatistics(
-        index=neg * density.dim,
-        normalized_index=neg,
-        num_near_zero=near * density.dim,
-        fraction_near_zero=near,
+        index=index.fraction * density.dim,
+        normalized_index=index.fraction,
+        num_near_zero=near.fraction * density.dim,
+        fraction_near_zero=near.fraction,
         arithmetic_mean=mean,
         harmonic_mean=hm,
         harmonic_mean_positive=hm_pos,
         num_eigenvalues=density.dim,
         threshold=threshold,
-        std_error={"normalized_index": neg_err, "fraction_near_zero": near_err, "arithmetic_mean": mean_err},
+        std_error={
+            "normalized_index": index.std_error,
+            "fraction_near_zero": near.std_error,
+            "arithmetic_mean": mean_err,
+        },
+        intervals={
+            "normalized_index": (index.lower, index.upper),
+            "fraction_near_zero": (near.lower, near.upper),
+        },
+        resolved={"normalized_index": index.resolved, "fraction_near_zero": near.resolved},
+        reasons={
+            k: c.reason for k, c in (("normalized_index", index), ("fraction_near_zero", near)) if c.reason
+        },
     )

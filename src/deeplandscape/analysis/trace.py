@@ -56,5 +56,7 @@ def hutchinson_trace(
     for i in range(num_probes):
         z = torch.randint(0, 2, (op.dim,), generator=generator).to(dtype=op.dtype, device=op.device) * 2 - 1
         samples[i] = float(z @ op.matvec(z))
+        if not math.isfinite(float(samples[i])):
+            raise ValueError(f"Invalid operator: zᵀ A z = {float(samples[i])} for probe {i}; expected finite")
     err = float(samples.std() / math.sqrt(num_probes)) if num_probes > 1 else float("nan")
     return TraceEstimate(trace=float(samples.mean()), std_error=err, samples=samples, num_matvecs=num_probes)

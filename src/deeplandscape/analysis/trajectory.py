@@ -27,7 +27,16 @@ import torch
 from torch import Tensor, nn
 
 from ._functional import flatten
-from ._model import Batch, LossFn, as_batches, preserved, trainable_parameters
+from ._model import (
+    Batch,
+    LossFn,
+    Output,
+    as_batches,
+    check_output,
+    preserved,
+    select_output,
+    trainable_parameters,
+)
 
 FFT_BAND_95 = math.sqrt(-math.log(0.05))
 FFT_BAND_99 = math.sqrt(-math.log(0.01))
@@ -83,12 +92,19 @@ class TrajectorySpectrum:
 
 
 def full_gradient_norm(
-    model: nn.Module, loss_fn: LossFn, data: Iterable[Batch] | Batch, *, train: bool = False
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Iterable[Batch] | Batch,
+    *,
+    train: bool = False,
+    output: Output = None,
 ) -> float:
     """‖∇f(x)‖ with f the size-weighted mean loss over the whole data set (Thesis Fig. 6.3c).
 
-    Evaluated in eval mode unless ``train=True``; the model (and its ``.grad`` fields) is left unchanged.
+    Evaluated in eval mode unless ``train=True``; ``output`` selects the logits of a model with dict or
+    tuple outputs; the model (and its ``.grad`` fields) is left unchanged.
     """
+    check_output(output)
     batches = as_batches(data)
     n_total = sum(inputs.shape[0] for inputs, _ in batches)
     with preserved(model, train=train):
@@ -96,7 +112,7 @@ def full_gradient_norm(
         grads = [torch.zeros_like(p) for p in params]
         for inputs, targets in batches:
             with torch.enable_grad():
-                loss = loss_fn(model(inputs), targets)
+                loss = loss_fn(select_output(model(inputs), output), targets)
             if not torch.isfinite(loss.detach()):
                 raise ValueError(f"Non-finite loss ({float(loss.detach())}) in full_gradient_norm")
             for g, gb in zip(grads, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
@@ -113,7 +129,8 @@ class TrajectoryRecorder:
     Fig. 6.3), and ``projection="gaussian"`` stores P x with P ∈ R^{n_weights × d} a fixed Gaussian matrix
     with entries N(0, 1/n_weights), regenerated in row blocks from ``seed`` at each call so it is never
     held in memory. Given ``loss_fn`` and ``data``, each snapshot also records the full-batch gradient
-    norm ‖∇f(x_k)‖ (costing one pass over the data). Snapshots are stored on the CPU in float64.
+    norm ‖∇f(x_k)‖ (costing one pass over the data; ``output`` selects the logits of a model with dict
+    or tuple outputs). Snapshots are stored on the CPU in float64.
     """
 
     def __init__(
@@ -125,6 +142,7 @@ class TrajectoryRecorder:
         seed: int = 0,
         loss_fn: LossFn | None = None,
         data: Iterable[Batch] | Batch | None = None,
+        output: Output = None,
     ) -> None:
         self.model = model
         self.dimension = sum(p.numel() for p in trainable_parameters(model).values())
@@ -144,6 +162,7 @@ class TrajectoryRecorder:
         self.projection = "all" if n_weights is None else projection
         self.seed = int(seed)
         self.loss_fn = loss_fn
+        self.output = check_output(output)
         self.batches = None if data is None else as_batches(data)
         self.indices: Tensor | None = None
         if self.projection == "subset":
@@ -174,7 +193,8 @@ class TrajectoryRecorder:
         self._weights.append(self._project(x).cpu().numpy())
         self._steps.append(len(self._steps) if step is None else int(step))
         if self.batches is not None:
-            self._grad_norms.append(full_gradient_norm(self.model, self.loss_fn, self.batches))
+            norm = full_gradient_norm(self.model, self.loss_fn, self.batches, output=self.output)
+            self._grad_norms.append(norm)
 
     def __len__(self) -> int:
         return len(self._steps)

@@ -40,9 +40,10 @@ from torch import Tensor, nn
 from torch.func import grad_and_value, vmap
 
 from ._functional import parameter_vector, pure_dataset_loss
-from ._model import Batch, LossFn, as_batches, preserved
+from ._model import Batch, LossFn, Output, as_batches, check_output, preserved
 
 Energy = Callable[[Tensor], Tensor]
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 @dataclass(frozen=True)
@@ -250,11 +251,25 @@ def _vectorize_default(model: nn.Module, train: bool, kwargs: dict) -> dict:
     return {"vectorize": not has_conv, **kwargs}
 
 
-def _model_energy(model: nn.Module, loss_fn: LossFn, batches: list[Batch]) -> Energy:
+def _model_energy(model: nn.Module, loss_fn: LossFn, batches: list[Batch], output: Output) -> Energy:
+    check_output(output)
+
     def energy(y: Tensor) -> Tensor:
-        return pure_dataset_loss(model, loss_fn, batches, y)
+        return pure_dataset_loss(model, loss_fn, batches, y, output)
 
     return energy
+
+
+def _check_deterministic(model: nn.Module, train: bool) -> None:
+    """Langevin sampling needs f to be a function of the weights: train-mode Dropout draws a new mask at
+    every evaluation, and the Metropolis test would then compare two different functions."""
+    if train:
+        active = [name for name, m in model.named_modules() if isinstance(m, _DROPOUT) and m.p > 0]
+        if active:
+            raise ValueError(
+                f"Invalid train: True with Dropout (module {active[0]}): the loss is then random, not a "
+                "function of the weights; use train=False"
+            )
 
 
 def local_entropy(
@@ -264,6 +279,7 @@ def local_entropy(
     gamma: float,
     *,
     train: bool = False,
+    output: Output = None,
     **kwargs,
 ) -> LocalEntropy:
     """Local Entropy f_γ(x) (Thesis Def. 3.3, eq. (4.11)) of a model's data-set loss at its current weights.
@@ -272,12 +288,15 @@ def local_entropy(
     arguments go to :func:`local_entropy_energy` (``beta``, ``n_chains``, ``n_steps``, ``burnin``,
     ``n_nodes``, ``step_size``, ``metropolis``, ``vectorize``, ``seed``); ``vectorize`` defaults to True
     for models without convolutions in eval mode. Evaluated in eval mode unless ``train=True`` (then chain
-    by chain); the model is left bitwise unchanged. Cost: ``n_gradients`` full-data gradients.
+    by chain; refused with active Dropout, whose random masks make the loss no function of the weights);
+    ``output`` selects the logits of a model with dict or tuple outputs; the model is left bitwise
+    unchanged. Cost: ``n_gradients`` full-data gradients.
     """
     batches = as_batches(data)
+    _check_deterministic(model, train)
     with preserved(model, train=train):
         return local_entropy_energy(
-            _model_energy(model, loss_fn, batches),
+            _model_energy(model, loss_fn, batches, output),
             parameter_vector(model),
             gamma,
             **_vectorize_default(model, train, kwargs),
@@ -344,16 +363,18 @@ def robust_width(
     gammas: Sequence[float] | np.ndarray | None = None,
     *,
     train: bool = False,
+    output: Output = None,
     **kwargs,
 ) -> RobustWidth:
     """Robust width γ* (Thesis Def. 4.20) of a model's data-set loss at its current weights.
 
-    See :func:`robust_width_energy`; the model is evaluated in eval mode unless ``train=True`` and is left
-    bitwise unchanged.
+    See :func:`robust_width_energy`; ``train`` and ``output`` as for :func:`local_entropy`; the model is
+    left bitwise unchanged.
     """
     batches = as_batches(data)
+    _check_deterministic(model, train)
     with preserved(model, train=train):
-        energy = _model_energy(model, loss_fn, batches)
+        energy = _model_energy(model, loss_fn, batches, output)
         kwargs = _vectorize_default(model, train, kwargs)
         return robust_width_energy(energy, parameter_vector(model), epsilon, gammas, **kwargs)
 
