@@ -158,6 +158,9 @@ def hold(path: Path, option: str = "--out") -> Iterator[Path]:
             current = os.stat(lock).st_ino if lock.exists() else None
         except BlockingIOError:
             current = None
+        except OSError as error:  # ENOLCK: a file system without flock (some network file systems)
+            reason = error.strerror or error
+            raise RunDirError(f"Invalid {option}: {path} cannot be locked ({reason})") from None
         if current != os.fstat(fd).st_ino:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             who = f"another process (pid {holder})" if holder.isdigit() else "another process"

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeplandscape import __version__
 from deeplandscape.experiments.report import write_report
 from deeplandscape.rundir import (
     RunDirError,
@@ -403,7 +404,7 @@ def save_unit(out: Path, unit: Unit, result: UnitResult, digest: str, seconds: f
         {
             "key": unit.key,
             "config_digest": digest,
-            "deeplandscape_version": with_version({})["deeplandscape_version"],
+            "deeplandscape_version": __version__,
             "seconds": seconds,
             "values": values,
             "arrays": checksum,
