@@ -48,8 +48,17 @@ def _spinglass_theory(args: argparse.Namespace) -> int:
 
 
 def _spinglass_descend(args: argparse.Namespace) -> int:
+    from deeplandscape.experiments import _memory
+    from deeplandscape.rundir import check_memory
     from deeplandscape.spinglass import PSpinGlass, descend
 
+    if args.n >= 2 and args.p >= 2 and args.runs >= 1:  # smaller values: the model says what is allowed
+        itemsize = DTYPES[args.dtype].itemsize
+        spins = f"the couplings of the {args.p}-spin glass at n = {args.n}"
+        check_memory("--n", args.n, _memory.pspin_couplings(args.n, min(args.p, 3), itemsize), spins)
+        check_memory("--p", args.p, _memory.pspin_couplings(args.n, args.p, itemsize), spins)
+        runs = f"{args.runs} configurations of n = {args.n} spins"
+        check_memory("--runs", args.runs, _memory.configurations(args.runs, args.n, itemsize), runs)
     hamiltonian = PSpinGlass(
         args.n, args.p, coupling=args.coupling, field_std=args.field_std, seed=args.seed,
         dtype=DTYPES[args.dtype],
@@ -86,15 +95,34 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from deeplandscape import experiments
     from deeplandscape.experiments.runner import resolve_config, run_experiment
-    from deeplandscape.rundir import new_run_dir
+    from deeplandscape.rundir import discard, new_run_dir
 
     experiment = experiments.get(args.name)
     scale = "quick" if args.quick else "paper" if args.paper else "default"
     config = resolve_config(experiment, scale, args.seed, args.overrides)  # fails before any work
-    out = new_run_dir(args.name, args.out)
-    run_experiment(experiment, config, out, resume=args.resume, quiet=args.quiet)
+    if args.out is None:
+        if args.resume:
+            raise ValueError("Invalid --resume: it needs --out, the run directory to continue")
+        out = new_run_dir(args.name)
+        try:
+            run_experiment(experiment, config, out, quiet=args.quiet)
+        except BaseException:
+            discard(out, [], created=True)  # nothing of this run was finished: leave no empty directory
+            raise
+    else:
+        out = Path(args.out)
+        run_experiment(experiment, config, out, resume=args.resume, quiet=args.quiet)
     print(f"run directory: {out}  (report: {out / 'report.html'})")
     return 0
+
+
+def _check_plan(plan, seed: int) -> None:
+    """Resolve every planned run's configuration: a bad one fails before any experiment runs."""
+    from deeplandscape import experiments
+    from deeplandscape.experiments.runner import resolve_config
+
+    for planned in plan:
+        resolve_config(experiments.get(planned.name), planned.scale, seed, list(planned.overrides))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -106,12 +134,14 @@ def _report(args: argparse.Namespace) -> int:
             raise ValueError("Invalid options: --scale, --only and --no-run need --all")
         print(f"index: {write_index(Path(args.runs_dir or 'runs'))}")
         return 0
-    from deeplandscape.experiments.full_report import build_report, plan_for
+    from deeplandscape.experiments.full_report import build_report, check_report_dir, plan_for
 
     scale = args.scale or "default"
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     plan = plan_for(scale, only)  # fails on an unknown name before any work
+    _check_plan(plan, args.seed)
     runs_dir = Path(args.runs_dir or ("runs/report" if scale == "default" else f"runs/report-{scale}"))
+    check_report_dir(runs_dir)
     command = f"deeplandscape report --all --scale {scale} --seed {args.seed}"
     command += f" --only {','.join(only)}" if only else ""
     report = build_report(
@@ -138,20 +168,26 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """:data:`DEMO_EXPERIMENTS` into one directory, ending with the full report over them."""
-    from deeplandscape.experiments.full_report import PlannedRun, build_report
-    from deeplandscape.rundir import new_run_dir
+    """:data:`DEMO_EXPERIMENTS` into one directory, ending with the full report over them; the directory is
+    held (locked) until the demo ends."""
+    from deeplandscape.experiments.full_report import PlannedRun, build_report, check_report_dir
+    from deeplandscape.rundir import hold, new_run_dir
 
-    root = new_run_dir("demo", args.out)
     plan = []
     for name, scale, overrides in DEMO_EXPERIMENTS:
         if name == "floor" and (args.sizes is not None or args.runs is not None):
             sizes = args.sizes or [25, 50, 100]
             overrides = (f"sizes={','.join(map(str, sizes))}", f"runs={args.runs or 200}")
         plan.append(PlannedRun(name, scale, tuple(overrides)))
-    report = build_report(
-        root, plan, seed=args.seed, quiet=args.quiet, title="deeplandscape demo: the papers beside ours"
-    )
+    _check_plan(plan, args.seed)
+    if args.out is not None:
+        check_report_dir(Path(args.out), "--out")
+    root = Path(args.out) if args.out is not None else new_run_dir("demo")
+    with hold(root):
+        check_report_dir(root, "--out")
+        report = build_report(
+            root, plan, seed=args.seed, quiet=args.quiet, title="deeplandscape demo: the papers beside ours"
+        )
     for section in report.sections:
         print(f"== {section.name} ({section.scale}): {section.status}", flush=True)
         if section.name == "floor" and section.results is not None:
@@ -269,15 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     # KEY=VALUE overrides may stand anywhere after `run NAME`, also after options.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command != "run" or any(item.startswith("-") or "=" not in item for item in extra):
+        if args.command != "run" or any(item.startswith("-") for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = [*args.overrides, *extra]
+        args.overrides = [*args.overrides, *extra]  # resolve_config names an item without "="
     from deeplandscape.data.splits import DataNotFoundError
 
     try:
         return int(args.func(args) or 0)
     except (ValueError, FloatingPointError, DataNotFoundError) as error:
         parser.exit(2, f"deeplandscape: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "deeplandscape: interrupted; what was finished is kept\n")
 
 
 if __name__ == "__main__":

@@ -122,12 +122,10 @@ def test_a_nan_loss_stops_training_with_an_error():
 
 
 def test_unknown_models_or_methods_are_rejected_before_any_work():
-    config = resolve_config(ENTROPY, "quick", 0, ["methods=sgd,foo"])
-    with pytest.raises(ValueError, match="Invalid methods"):
-        ENTROPY.units(config)
-    config = resolve_config(ENTROPY, "quick", 0, ["models=lenet,nonet"])
-    with pytest.raises(ValueError, match="Invalid models"):
-        ENTROPY.units(config)
+    with pytest.raises(ValueError, match="Invalid methods: 'sgd,foo': unknown 'foo'"):
+        resolve_config(ENTROPY, "quick", 0, ["methods=sgd,foo"])
+    with pytest.raises(ValueError, match="Invalid models: 'lenet,nonet': unknown 'nonet'"):
+        resolve_config(ENTROPY, "quick", 0, ["models=lenet,nonet"])
 
 
 def test_every_method_starts_from_the_same_network():

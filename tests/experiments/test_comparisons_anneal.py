@@ -18,7 +18,7 @@ from ._quick import run_quick
 
 RUN_KEYS = {
     "model", "method", "seeds", "error_mean", "error_std", "val_error_mean", "val_error_std",
-    "train_error_mean", "train_loss_mean", "effective_epochs", "wall_seconds", "hessian_top",
+    "train_error_mean", "train_loss_mean", "effective_epochs", "hessian_top",
     "hessian_top_std", "hessian_trace", "hessian_trace_std", "tuned", "factor", "min_abs_grad_early",
     "min_abs_grad_early_std", "min_abs_loss_grad_early",
 }  # fmt: skip

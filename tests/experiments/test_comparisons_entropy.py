@@ -15,7 +15,7 @@ from deeplandscape.experiments.runner import resolve_config
 from ._quick import run_quick
 
 ROW_KEYS = (
-    "model", "method", "seeds", "error_mean", "error_std", "effective_epochs", "wall_seconds", "hessian_top",
+    "model", "method", "seeds", "error_mean", "error_std", "effective_epochs", "hessian_top",
     "hessian_trace", "metric", "val_error_mean", "train_error_mean", "train_loss_mean", "tuned", "factor",
 )  # fmt: skip
 
@@ -32,7 +32,7 @@ def _check_rows(results, expected):
     for r in rows:
         assert set(ROW_KEYS) <= set(r)
         assert r["metric"] == S.metric_of(r["model"])
-        for key in ("error_mean", "error_std", "effective_epochs", "wall_seconds", "hessian_top"):
+        for key in ("error_mean", "error_std", "effective_epochs", "hessian_top"):
             assert math.isfinite(r[key])
     return rows
 

@@ -25,7 +25,7 @@ from ._quick import run_quick
 
 ROW_KEYS = {
     "model", "method", "metric", "seeds", "error_mean", "error_std", "val_error_mean", "val_error_std",
-    "train_error_mean", "train_loss_mean", "effective_epochs", "wall_seconds", "hessian_top",
+    "train_error_mean", "train_loss_mean", "effective_epochs", "hessian_top",
     "hessian_top_std", "hessian_trace", "hessian_trace_std", "tuned", "factor", "replicas", "data_fraction",
     "setting", "train_error", "train_error_std", "epochs_per_replica",
 }  # fmt: skip

@@ -70,7 +70,7 @@ def test_quick_sgld_sgd(tmp_path):
         starts = []
         for r in rows:
             for key in ("model", "method", "seeds", "error_mean", "error_std", "effective_epochs",
-                        "wall_seconds", "hessian_top", "hessian_trace"):  # fmt: skip
+                        "hessian_top", "hessian_trace"):  # fmt: skip
                 assert key in r
             assert math.isfinite(r["hessian_top"]) and 0.0 <= r["error_mean"] <= 100.0
             assert config["epochs"] <= r["effective_epochs"] < config["epochs"] + 32 / 256

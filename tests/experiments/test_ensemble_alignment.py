@@ -60,7 +60,7 @@ def test_quick_run(tmp_path):
     assert [r["method"] for r in runs] == ["SGD (each member)", *kinds]
     for r in runs:
         assert set(r) == {"model", "method", "seeds", "error_mean", "error_std", "effective_epochs",
-                          "wall_seconds", "hessian_top", "hessian_trace"}  # fmt: skip
+                          "hessian_top", "hessian_trace"}  # fmt: skip
     assert runs[0]["error_mean"] == pytest.approx(results["member_error_mean"])
     assert runs[0]["hessian_top"] == pytest.approx(np.mean([r["hessian_top"] for r in rows[:k]]))
     assert [r["error_mean"] for r in runs[1:]] == [r["error"] for r in rows[k:]]

@@ -21,6 +21,7 @@ from deeplandscape.experiments.runner import (
     run_experiment,
 )
 from deeplandscape.htmlreport import markdown_to_html
+from deeplandscape.rundir import RunDirError
 
 
 def _toy(calls: list[str]) -> Experiment:
@@ -95,20 +96,28 @@ def test_run_dir_guards(tmp_path):
     exp = _toy([])
     config = resolve_config(exp, "default", 0)
     run_experiment(exp, config, tmp_path / "a", quiet=True)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(RunDirError, match="pass --resume"):
         run_experiment(exp, config, tmp_path / "a", quiet=True)
-    with pytest.raises(ConfigError, match="different configuration"):
+    with pytest.raises(RunDirError, match=r"another configuration \(seed: 0 in config.json, 1 now\)"):
         run_experiment(exp, resolve_config(exp, "default", 1), tmp_path / "a", resume=True, quiet=True)
     other = get("complexity")
-    with pytest.raises(ConfigError, match="belongs to experiment 'toy'"):
+    with pytest.raises(RunDirError, match="holds a run of 'toy', not of 'complexity'"):
         run_experiment(other, resolve_config(other, "quick", 0), tmp_path / "a", resume=True, quiet=True)
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-    """Kill a real `deeplandscape run` with SIGKILL after its first unit, resume, compare."""
-    args = ["floor", "--quick", "--quiet", "sizes=12,14,16,18,20,22", "runs=8"]
-    cmd = [sys.executable, "-m", "deeplandscape.cli", "run", *args]
+@pytest.mark.parametrize(
+    "args, units",
+    [
+        (["floor", "sizes=12,14,16,18,20,22", "runs=8"], 6),
+        # a comparison (two methods, a small budget): its results once held wall times
+        (["anneal", "methods=adam,anneal", "epochs=0.25", "evaluations=1", "hessian_samples=16",
+          "grad_samples=16"], 2),
+    ],
+)  # fmt: skip
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, args, units):
+    """Kill a real `deeplandscape run` with SIGKILL after its first unit, resume, compare byte for byte."""
+    cmd = [sys.executable, "-m", "deeplandscape.cli", "run", *args, "--quick", "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, "--out", str(killed)], env=env)
@@ -124,10 +133,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     for name, mtime in finished.items():
         assert (killed / "units" / name).stat().st_mtime_ns == mtime  # not recomputed
     timing = json.loads((killed / "timing.json").read_text())
-    assert timing["units_run_now"] == 6 - len(finished)
+    assert timing["units_run_now"] == units - len(finished)
     clean = tmp_path / "clean"
     subprocess.run([*cmd, "--out", str(clean)], env=env, check=True)
-    assert (killed / "results.json").read_text() == (clean / "results.json").read_text()
+    assert (killed / "results.json").read_bytes() == (clean / "results.json").read_bytes()
+    assert b"wall_seconds" not in (clean / "results.json").read_bytes()
 
 
 def test_cli_list_and_bad_config_fail_before_work(tmp_path, capsys):

@@ -37,7 +37,20 @@ import torch
 from torch import Tensor, nn
 
 from deeplandscape.htmlreport import markdown_to_html
-from deeplandscape.rundir import new_run_dir, save_figure, save_npz, with_version, write_json, write_text
+from deeplandscape.rundir import (
+    RunDirError,
+    check_memory,
+    discard,
+    entries,
+    hold,
+    new_run_dir,
+    read_json,
+    save_figure,
+    save_npz,
+    with_version,
+    write_json,
+    write_text,
+)
 
 from ._model import Batch, as_batches, trainable_parameters
 
@@ -172,13 +185,96 @@ def _resolve_sizes(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"Invalid --span: {args.span!r}; must be a finite value > 0")
     if not (args.threshold >= 0 and math.isfinite(args.threshold)):
         raise ValueError(f"Invalid --threshold: {args.threshold!r}; must be a finite value >= 0")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise ValueError(f"Invalid --lr: {args.lr!r}; must be a finite value > 0")
+    if args.exact_max < 0:
+        raise ValueError(f"Invalid --exact-max: {args.exact_max!r}; must be an integer >= 0")
     return sizes
+
+
+def _device(text: str) -> torch.device:
+    """``--device`` as a torch device that exists on this machine; ``ValueError`` naming it otherwise."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"Invalid --device: {text!r} ({error})") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"Invalid --device: {text!r}: {why}; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"Invalid --device: {text!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Invalid --device: {text!r}: MPS is not available here; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Invalid --device: {text!r}; allowed: cpu, cuda[:N], mps")
+    return device
+
+
+def _call(factory: Callable, spec: str, kwargs: dict, option: str) -> Any:
+    """``factory(**kwargs)``, with the keywords checked against its signature first; a failure is a
+    ``ValueError`` naming ``option`` (the factory is the user's code: its error is part of the message)."""
+    from inspect import signature
+
+    try:
+        signature(factory).bind(**kwargs)
+    except TypeError as error:
+        raise ValueError(
+            f"Invalid {option}-kwargs: {spec} does not accept {json.dumps(kwargs)} ({error})"
+        ) from None
+    except ValueError:  # no signature to check (a builtin): the call decides
+        pass
+    try:
+        return factory(**kwargs)
+    except Exception as error:
+        raise ValueError(
+            f"Invalid {option}: {spec}(**{json.dumps(kwargs)}) raised {type(error).__name__}: {error}"
+        ) from error
+
+
+def _check_memory(args: argparse.Namespace, sizes: dict[str, Any], d: int, n: int, itemsize: int) -> None:
+    """Refuse, before any instrument runs, sizes whose largest allocation exceeds the memory limit: the
+    dense Hessian (about 5·d² numbers: the identity, the product, its transpose, the symmetrized matrix and
+    the eigensolver's copy) and the N × d per-sample gradients of D(x) (twice, with the Gram matrix)."""
+    needs = []
+    if "spectrum" not in args.skip and d <= args.exact_max:
+        needs.append(("--exact-max", args.exact_max, 5 * d * d * itemsize, f"the exact Hessian (d = {d})"))
+    if "noise" not in args.skip:
+        samples = min(sizes["noise_samples"], n)
+        need = (2 * samples * d + min(samples, d) ** 2) * itemsize
+        needs.append(
+            ("--noise-samples", sizes["noise_samples"], need, f"D(x) from {samples} per-sample gradients")
+        )
+    for option, value, need, what in needs:
+        check_memory(option, value, need, what)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be new or empty: inspect never writes into another run or the user's files."""
+    names = entries(out)
+    if not names:
+        return
+    what = "files"
+    if "config.json" in names:
+        config = read_json(out / "config.json")
+        if isinstance(config, dict):
+            what = f"a run of {config.get('experiment') or config.get('command', 'unknown')!r}"
+    raise RunDirError(
+        f"Invalid --out: {out} is not empty (it holds {what}: {', '.join(names[:5])}); inspect writes only "
+        "into a new or empty directory"
+    )
 
 
 def _load_checkpoint(model: nn.Module, path: str) -> None:
     if not Path(path).is_file():
         raise ValueError(f"Invalid --checkpoint: {path!r} is not a file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file, or not one torch.save wrote: pickle, zip, EOF errors …
+        raise ValueError(
+            f"Invalid --checkpoint: {path!r} cannot be read: it is damaged or not a file written by "
+            f"torch.save ({type(error).__name__})"
+        ) from error
     if isinstance(state, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(state.get(key), dict):
@@ -615,16 +711,27 @@ def _report(config: dict, results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``deeplandscape inspect`` with parsed ``args`` (see :func:`add_arguments`); returns 0."""
+    """Run ``deeplandscape inspect`` with parsed ``args`` (see :func:`add_arguments`); returns 0.
+
+    Every argument is validated, the model and data built and the memory of the largest instruments
+    checked before anything is written; ``--out`` must be new or empty, and is held (locked) for the whole
+    run. ``results.json`` and ``landscape.npz`` are rewritten after each instrument, so an interruption (or
+    a failure of a later instrument) keeps what was finished; wall times go to ``timing.json``.
+    """
     sizes = _resolve_sizes(args)
     if args.dtype not in DTYPES:
         raise ValueError(f"Invalid --dtype: {args.dtype!r}; allowed values are {sorted(DTYPES)}")
     if args.loss not in LOSSES:
         raise ValueError(f"Invalid --loss: {args.loss!r}; allowed values are {sorted(LOSSES)}")
-    dtype, device = DTYPES[args.dtype], torch.device(args.device)
+    dtype, device = DTYPES[args.dtype], _device(args.device)
+    requested = Path(args.out) if args.out is not None else None
+    if requested is not None:
+        _check_out(requested)
+    model_kwargs = _json_object(args.model_kwargs, "--model-kwargs")
+    data_kwargs = _json_object(args.data_kwargs, "--data-kwargs")
     model_factory = load_callable(args.model, "--model")
     data_factory = load_callable(args.data, "--data")
-    model = model_factory(**_json_object(args.model_kwargs, "--model-kwargs"))
+    model = _call(model_factory, args.model, model_kwargs, "--model")
     if not isinstance(model, nn.Module):
         raise ValueError(
             f"Invalid --model: {args.model!r} returned a {type(model).__name__}, not an nn.Module"
@@ -639,19 +746,19 @@ def run(args: argparse.Namespace) -> int:
             "diagonal and of D(x) need eval mode (a batch of one has no batch statistics); "
             "add --skip fisher noise or drop --train-mode"
         )
-    batches = _prepare_data(data_factory(**_json_object(args.data_kwargs, "--data-kwargs")), dtype, device)
+    batches = _prepare_data(_call(data_factory, args.data, data_kwargs, "--data"), dtype, device)
     loss_fn = LOSSES[args.loss]()
     d = sum(p.numel() for p in trainable_parameters(model).values())
     n = sum(len(x) for x, _ in batches)
+    _check_memory(args, sizes, d, n, torch.empty((), dtype=dtype).element_size())
 
-    out = new_run_dir("inspect", args.out)
     config = with_version(
         {
             "command": "inspect",
             "model": args.model,
-            "model_kwargs": _json_object(args.model_kwargs, "--model-kwargs"),
+            "model_kwargs": model_kwargs,
             "data": args.data,
-            "data_kwargs": _json_object(args.data_kwargs, "--data-kwargs"),
+            "data_kwargs": data_kwargs,
             "checkpoint": args.checkpoint,
             "loss": args.loss,
             "seed": args.seed,
@@ -669,16 +776,33 @@ def run(args: argparse.Namespace) -> int:
             "torch": torch.__version__,
         }
     )
-    write_json(out / "config.json", config)
+    out = requested if requested is not None else new_run_dir("inspect")
+    created = requested is None or not requested.exists()
+    with hold(out):
+        _check_out(out)  # again, now that no other process can write there
+        try:
+            _instruments(model, loss_fn, batches, sizes, args, config, out, d, n)
+        except BaseException:
+            if not (out / "results.json").exists():  # no instrument finished: everything here is ours
+                discard(out, entries(out) or [], created=created)
+            raise
+    return 0
 
+
+def _instruments(model, loss_fn, batches, sizes, args, config, out: Path, d: int, n: int) -> None:
+    """Write the configuration, run the instruments (saving results and arrays after each), then the
+    report. ``results.json`` exists as soon as one instrument finished (with ``failed`` when a later one
+    failed)."""
     from ._functional import dataset_loss, parameter_vector
     from ._model import preserved
 
+    write_json(out / "config.json", config)
     with preserved(model, train=args.train_mode), torch.no_grad():
         loss_value = float(
             dataset_loss(model, loss_fn, batches, parameter_vector(model), where="the weights")
         )
-    results: dict[str, Any] = {"num_parameters": d, "num_samples": n, "loss": loss_value, "seconds": {}}
+    results: dict[str, Any] = {"num_parameters": d, "num_samples": n, "loss": loss_value}
+    seconds: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {}
     top = None
     _log(f"model {args.model}: d = {d}, N = {n}, loss = {loss_value:.6g}; writing {out}")
@@ -693,20 +817,30 @@ def run(args: argparse.Namespace) -> int:
         if name in args.skip:
             continue
         start = time.perf_counter()
-        value = step()
+        try:
+            value = step()
+        except BaseException as error:
+            if not seconds:
+                raise
+            results["failed"] = {"instrument": name, "error": f"{type(error).__name__}: {error}"}
+            write_json(out / "results.json", results)
+            _log(f"{name} failed; the instruments before it are saved in {out}")
+            raise
         if name == "spectrum":
             value, top = value
         results[name] = value
-        results["seconds"][name] = time.perf_counter() - start
-        _log(f"{name} done in {results['seconds'][name]:.1f} s")
-        write_json(out / "results.json", results)  # partial results survive an interruption
+        seconds[name] = time.perf_counter() - start
+        _log(f"{name} done in {seconds[name]:.1f} s")
+        # partial results survive an interruption or a later failure
+        write_json(out / "results.json", results)
+        save_npz(out / "landscape.npz", **arrays)
+        write_json(out / "timing.json", {"seconds": seconds})
     write_json(out / "results.json", results)
     save_npz(out / "landscape.npz", **arrays)
-    markdown = _report(config, results)
+    markdown = _report(config, {**results, "seconds": seconds})
     write_text(out / "report.md", markdown)
     write_text(out / "report.html", markdown_to_html(markdown, "deeplandscape inspect"))
     _log(f"report: {out / 'report.md'}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

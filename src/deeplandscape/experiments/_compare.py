@@ -47,7 +47,7 @@ from deeplandscape import nets, optim
 from deeplandscape.analysis import HessianOperator, hutchinson_trace, lanczos
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Param, Unit, UnitResult, split_names
 from deeplandscape.optim.batchnorm import recompute_batchnorm
 from deeplandscape.rundir import save_npz
 
@@ -403,13 +403,9 @@ Schedule = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRSchedule
 
 
 def names(config: dict[str, Any], key: str, known: Sequence[str] | None = None) -> list[str]:
-    """The comma-separated names of ``config[key]``; ``ValueError`` if empty or (given ``known``) unknown."""
-    items = [k.strip() for k in config[key].split(",") if k.strip()]
-    unknown = [k for k in items if known is not None and k not in known]
-    if unknown or not items:
-        allowed = f" (known: {', '.join(known)})" if known is not None else ""
-        raise ValueError(f"Invalid {key}: {config[key]!r}{allowed}")
-    return items
+    """The comma-separated names of ``config[key]``; ``ValueError`` if one is empty, repeated or (given
+    ``known``) unknown."""
+    return split_names(config, key, known)
 
 
 def method_units(config: dict[str, Any], methods: dict[str, Method]) -> list[Unit]:

@@ -40,10 +40,11 @@ import torch.nn.functional as F
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import spectrum_statistics
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._annealing import anneal_ternary_mlp, calibrated_loss, ternary_logits
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 PAPER_PEARSON = {25: 0.7616, 50: 0.6861, 100: 0.5983, 250: 0.5302, 500: 0.4081}  # Choromanska Table 1
@@ -476,6 +477,29 @@ def plot_annealing(annealed: list[UnitResult]):
     return fig
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    # the largest batch through every member at once: the test split (evaluation batches are ≤ 4096)
+    features, samples = (64, 1797) if config["data"] == "digits" else (100, 10_000)
+
+    def d(n1: int) -> int:  # features → n1 → 10
+        return n1 * (features + 1) + 10 * (n1 + 1)
+
+    def ensemble(param: str, n1: int, count: int) -> MemoryNeed:
+        # weights, gradients, momentum and the update for every member; activations over the data set
+        need = count * (6.0 * d(n1) + samples * (n1 + 10)) * _memory.FLOAT32
+        return MemoryNeed(param, need, f"{count} networks of width {n1} (d = {d(n1)}) and their activations")
+
+    needs = [ensemble("widths", max(config["widths"]), config["nets"])]
+    exact = [n1 for n1 in config["widths"] if n1 in config["hessian_widths"]]
+    if exact and config["hessian_nets"] > 0:
+        n1 = max(exact)
+        what = f"the exact Hessian at width {n1} (d = {d(n1)})"
+        needs.append(MemoryNeed("hessian_widths", _memory.dense_hessian(d(n1), _memory.FLOAT64), what))
+    if config["anneal"]:
+        needs.append(ensemble("anneal_widths", max(config["anneal_widths"]), config["anneal_nets"]))
+    return needs
+
+
 EXPERIMENT = Experiment(
     name="choromanska-nets",
     description="test losses, train–test correlation and Hessian index of many 1-hidden-layer nets per width",
@@ -484,4 +508,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import PSpinGlass, descend, index, theory
 
@@ -115,6 +116,21 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     return results_json, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, p, runs = max(config["sizes"]), config["p"], config["runs"]
+    spins = f"the couplings of the {p}-spin glass at n = {n}"
+    return [
+        MemoryNeed("sizes", _memory.pspin_couplings(n, min(p, 3)), spins),
+        MemoryNeed("p", _memory.pspin_couplings(n, p), spins),
+        MemoryNeed("runs", _memory.configurations(runs, n), f"{runs} configurations of n = {n} spins"),
+        MemoryNeed(
+            "index_chunk",
+            _memory.batched_hessians(min(config["index_chunk"], runs), n),
+            f"the Hessians of {min(config['index_chunk'], runs)} endpoints at once (n = {n})",
+        ),
+    ]
+
+
 def plot_floor(energies: dict[int, np.ndarray], p: int):
     e0, einf = theory.e0(p), theory.e_inf(p)
     fig, axes = plt.subplots(len(energies), 1, figsize=(6, 1.6 * len(energies) + 0.6), sharex=True)
@@ -141,4 +157,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

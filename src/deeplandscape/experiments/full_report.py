@@ -1089,20 +1089,24 @@ def collect_or_run(
 ) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
     """``(status, results, config)`` of ``planned`` in ``out``: collected, resumed, ran or missing.
 
-    Raises ``ValueError`` when ``out`` holds a run of another experiment, scale or seed (it is never
-    overwritten), and whatever the experiment raises.
+    A finished run is collected when it is of the same experiment, scale and seed, with the same values of
+    the planned overrides; an unfinished one is resumed (:func:`~.runner.run_experiment` refuses it unless
+    its whole configuration is this one). Raises ``ValueError`` when ``out`` holds anything else (it is
+    never overwritten) or a damaged file (named), and whatever the experiment raises.
     """
     from deeplandscape import experiments
     from deeplandscape.experiments.runner import resolve_config, run_experiment
+    from deeplandscape.rundir import read_json
 
     experiment = experiments.get(planned.name)
     config = resolve_config(experiment, planned.scale, seed, list(planned.overrides))
     config_path, results_path = out / "config.json", out / "results.json"
     status = "ran"
     if config_path.exists():
-        stored = json.loads(config_path.read_text())
-        if stored.get("experiment") != planned.name:
-            raise ValueError(f"Invalid run directory: {out} holds a run of {stored.get('experiment')!r}")
+        stored = read_json(config_path)
+        if not isinstance(stored, dict) or stored.get("experiment") != planned.name:
+            holder = stored.get("experiment") if isinstance(stored, dict) else None
+            raise ValueError(f"Invalid run directory: {out} holds a run of {holder!r}")
         if stored.get("scale") != planned.scale or stored.get("seed") != seed:
             raise ValueError(
                 f"Invalid run directory: {out} holds a run at scale {stored.get('scale')} with seed "
@@ -1114,12 +1118,41 @@ def collect_or_run(
                 f"Invalid run directory: {out} holds a run with other values of {', '.join(keys)}"
             )
         if results_path.exists():
-            return "collected", json.loads(results_path.read_text()), stored
+            results = read_json(results_path)
+            if not isinstance(results, dict):
+                raise ValueError(f"Damaged file: {results_path} does not hold results")
+            return "collected", results, stored
         status = "resumed"
     if not run_missing:
         return "missing", None, config
     results = run_experiment(experiment, config, out, resume=status == "resumed", quiet=quiet)
     return status, json.loads(json.dumps(results)), config
+
+
+REPORT_FILES = ("report.md", "report.html", "report.json", "index.md", "index.html")
+
+
+def check_report_dir(runs_dir: Path, option: str = "runs directory") -> None:
+    """Refuse (``ValueError``, before anything is written) a directory that is neither new, nor empty, nor
+    a report's: one that holds only experiment run directories (named for their experiment) and the
+    report's own files, with a ``report.json`` written by :func:`build_report` beside any ``report.md``."""
+    from deeplandscape import experiments
+    from deeplandscape.rundir import RunDirError, describe, entries, read_json
+
+    runs_dir = Path(runs_dir)
+    names = entries(runs_dir, option)
+    if not names:
+        return
+    known = set(experiments.available())
+    summary = read_json(runs_dir / "report.json") if "report.json" in names else None
+    ours = isinstance(summary, dict) and "sections" in summary and "deeplandscape_version" in summary
+    allowed = {*REPORT_FILES} if ours else {"index.md", "index.html"}  # write_index guards its own files
+    foreign = [n for n in names if not (n in allowed or (n in known and (runs_dir / n).is_dir()))]
+    if foreign:
+        raise RunDirError(
+            f"Invalid {option}: {runs_dir} holds files that are not a deeplandscape report's "
+            f"({describe(foreign)}); choose a new or empty directory"
+        )
 
 
 _LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
@@ -1209,7 +1242,9 @@ def build_report(
             )
         except Exception as error:  # one failure must not lose the other experiments
             message = f"{type(error).__name__}: {error}"
-            print(f"[report] {planned.name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            # a refused input (ValueError) is the user's to fix: its message says what; a crash shows where
+            detail = message if isinstance(error, ValueError) else traceback.format_exc()
+            print(f"[report] {planned.name} failed:\n{detail}", file=sys.stderr, flush=True)
             claim = _claim("the papers' claims for this experiment", None, "the run failed")
             sections.append(
                 Section(

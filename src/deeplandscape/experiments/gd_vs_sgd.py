@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import SplitPSpinGlass, descend
 
@@ -83,6 +84,19 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     return {"n": config["n"], "runs": rows}, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, runs, parts = config["n"], config["runs"], max(config["parts"])
+    return [
+        MemoryNeed("n", _memory.pspin_couplings(n, 3), f"the couplings of the 3-spin glass at n = {n}"),
+        MemoryNeed(
+            "parts",
+            _memory.pspin_couplings(n, 3, parts=parts),
+            f"the couplings of {parts} summands of the 3-spin glass at n = {n}",
+        ),
+        MemoryNeed("runs", _memory.configurations(runs, n), f"{runs} configurations of n = {n} spins"),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="gd-vs-sgd",
     description="gradient descent vs SGD on the 3-spin glass written as a sum of P Hamiltonians",
@@ -91,4 +105,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -45,7 +45,7 @@ PARAMS = {
     "mnist_path": Param("str", "", "directory or file of MNIST (only for data=mnist)"),
     "networks": Param(
         "ints", [10, 10, 50, 30], "hidden widths, pairs h1,h2 (two networks)", quick=[10, 10, 30, 20],
-        paper=[50, 50, 500, 300], low=1,
+        paper=[50, 50, 500, 300], low=1, distinct=False,
     ),
     "seeds": Param("int", 8, "independent initializations per network (shared by GD and SGD)", quick=3,
                    paper=10, low=1),

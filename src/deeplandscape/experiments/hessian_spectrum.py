@@ -31,7 +31,9 @@ Thesis's threshold 1e-5.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,10 @@ from torch import nn
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import HessianOperator, exact_hessian, fisher_diagonal, spectral_density
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult, split_names
 from deeplandscape.rundir import save_npz
 
 MODELS = ("fc-digits", "lenet-digits", "lstm-chars", "small-lenet", "smallfc", "char-lstm")
@@ -65,33 +68,37 @@ class _SequenceCrossEntropy(nn.Module):
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+def network(name: str, config: dict[str, Any], seed: int) -> nn.Module:
+    """The network ``name`` (one of MODELS)."""
+    if name == "fc-digits":
+        return nets.get("smallfc", seed=seed, hidden=config["fc_hidden"], in_features=64)
+    if name == "lenet-digits":  # 8 → conv3 → 6 → conv3 → 4 → pool2 → 2
+        return nets.get(
+            "small-lenet", seed=seed, channels=(4, 8), hidden=32, kernel=3, pools=(1, 2), image_size=8
+        )
+    if name in ("lstm-chars", "char-lstm"):
+        return nets.get("char-lstm", seed=seed, hidden=config["lstm_hidden"] if name == "lstm-chars" else 48)
+    if name in ("small-lenet", "smallfc"):
+        return nets.get(name, seed=seed)
+    raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+
+
 def build(
     name: str, config: dict[str, Any], seed: int
 ) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
     """The network ``name`` (one of MODELS), its loss and its training inputs/targets (first ``samples``)."""
     n = config["samples"]
+    model = network(name, config, seed)
     if name in ("fc-digits", "lenet-digits"):
         split = dl_data.load_digits(seed=seed).train
         x, y = split.x[:n], split.y[:n]
-        if name == "fc-digits":
-            model = nets.get("smallfc", seed=seed, hidden=config["fc_hidden"], in_features=64)
-            x = x.flatten(1)
-        else:  # 8 → conv3 → 6 → conv3 → 4 → pool2 → 2
-            model = nets.get(
-                "small-lenet", seed=seed, channels=(4, 8), hidden=32, kernel=3, pools=(1, 2), image_size=8
-            )
-        return model, nn.CrossEntropyLoss(), x, y
+        return model, nn.CrossEntropyLoss(), (x.flatten(1) if name == "fc-digits" else x), y
     if name in ("lstm-chars", "char-lstm"):
         split = dl_data.load_chars(seed=seed).train
-        hidden = config["lstm_hidden"] if name == "lstm-chars" else 48
-        model = nets.get("char-lstm", seed=seed, hidden=hidden)
         return model, _SequenceCrossEntropy(), split.x[:n], split.y[:n]
-    if name in ("small-lenet", "smallfc"):
-        split = dl_data.load_mnist(config["mnist_path"] or None, seed=seed).train
-        x, y = split.x[:n], split.y[:n]
-        model = nets.get(name, seed=seed)
-        return model, nn.CrossEntropyLoss(), (x.flatten(1) if name == "smallfc" else x), y
-    raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+    split = dl_data.load_mnist(config["mnist_path"] or None, seed=seed).train
+    x, y = split.x[:n], split.y[:n]
+    return model, nn.CrossEntropyLoss(), (x.flatten(1) if name == "smallfc" else x), y
 
 
 def train(
@@ -132,6 +139,20 @@ class Spectrum:
     lambda_min: float
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one torch (and MKL) thread: MKL's multithreaded float32 symmetric eigensolver
+    (``ssyevd`` behind ``torch.linalg.eigvalsh``) does not return the same bits from call to call for the
+    same matrix (measured with two threads: λ_min of fc-digits −0.0040326500 or −0.0040326486 at random;
+    with one thread always the same), and the same seed must give the same results.json."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def spectrum(
     model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, config: dict, seed: int
 ) -> Spectrum:
@@ -144,7 +165,8 @@ def spectrum(
     """
     d = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if d <= config["max_exact"]:
-        eig = exact_hessian(model, loss_fn, (x, y), max_params=config["max_exact"], mode=_mode(model))
+        with one_thread():
+            eig = exact_hessian(model, loss_fn, (x, y), max_params=config["max_exact"], mode=_mode(model))
         eig = eig.eigenvalues.double()
         fractions = {f"{t:g}": float((eig.abs() < t).double().mean()) for t in THRESHOLDS}
         weights = np.full(eig.numel(), 1.0 / eig.numel())
@@ -205,10 +227,7 @@ PARAMS = {
 
 
 def units(config: dict[str, Any]) -> list[Unit]:
-    names = [m.strip() for m in config["models"].split(",") if m.strip()]
-    bad = [m for m in names if m not in MODELS]
-    if bad or not names:
-        raise ValueError(f"models must be a comma-separated list among {MODELS}, got {config['models']!r}")
+    names = split_names(config, "models", MODELS)
     extra = [] if config["fisher_model"] == "none" else [Unit(f"fisher-{config['fisher_model']}", {})]
     return [Unit(m, {"name": m}) for m in names] + extra
 
@@ -413,6 +432,23 @@ def plot(results: list[UnitResult]):
     return fig
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    needs = []
+    for name in split_names(config, "models", MODELS):
+        d = _memory.parameter_count(lambda name=name: network(name, config, 0))
+        size = {"fc-digits": "fc_hidden", "lstm-chars": "lstm_hidden"}.get(name)
+        if size is not None:  # weights, gradients, Adam's two moments and the HVP buffers
+            needs.append(MemoryNeed(size, 8.0 * d * _memory.FLOAT32, f"training {name} (d = {d})"))
+        if d <= config["max_exact"]:
+            what = f"the exact Hessian of {name} (d = {d})"
+            needs.append(MemoryNeed("max_exact", _memory.dense_hessian(d), what))
+    if config["fisher_model"] != "none":  # the generated stand-in: images and noise of 3 × 32 × 32
+        images = config["fisher_samples"]
+        what = f"{images} images of 3 × 32 × 32"
+        needs.append(MemoryNeed("fisher_samples", 3.0 * images * 3 * 32 * 32 * _memory.FLOAT32, what))
+    return needs
+
+
 EXPERIMENT = Experiment(
     name="hessian-spectrum",
     description="Hessian spectrum at the end of training of small nets, Fisher diagonal of allcnn-sized nets",
@@ -421,4 +457,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import PSpinGlass, descend, group_minima, index, newton_critical_points, theory
 
@@ -114,6 +115,18 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     return {"n": config["n"], "points": len(energy), "by_index": by_index}, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, starts = config["n"], config["starts"]
+    return [
+        MemoryNeed("n", _memory.pspin_couplings(n, 3, _memory.FLOAT64), f"the 3-spin couplings at n = {n}"),
+        MemoryNeed(
+            "starts",
+            _memory.batched_hessians(starts, n) + _memory.configurations(starts, n, _memory.FLOAT64),
+            f"the Newton steps of {starts} points (n = {n})",
+        ),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="layers",
     description="energy against index of sampled critical points, with −E_k",
@@ -122,4 +135,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

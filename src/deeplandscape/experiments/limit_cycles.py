@@ -28,9 +28,10 @@ from torch import nn
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import TrajectoryRecorder, trajectory_spectrum
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 
@@ -298,6 +299,18 @@ def plot_wells(wells: list[UnitResult]):
     return fig
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    particles, epochs, weights = config["particles"], config["epochs"], config["n_weights"]
+    return [
+        MemoryNeed(
+            "particles", _memory.configurations(particles, 2, _memory.FLOAT64), f"{particles} SDE particles"
+        ),
+        MemoryNeed(  # the recorded trajectory and its spectral analysis (a few copies)
+            "epochs", 4.0 * epochs * weights * _memory.FLOAT64, f"{epochs} snapshots of {weights} weights"
+        ),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="limit-cycles",
     description="FFT/autocorrelation of long SGD trajectories of tiny-fc; double well with rotational force",
@@ -306,4 +319,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.spinglass import PSpinGlass, descend, group_minima, mean_cosine_distance, theory
 
 REGIMES = ("exponential", "polynomial", "trivial")
@@ -141,6 +142,14 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     return {"n": config["n"], "regimes": rows}, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, runs = config["n"], config["runs"]
+    return [
+        MemoryNeed("n", _memory.pspin_couplings(n, 3), f"the couplings of the 3-spin glass at n = {n}"),
+        MemoryNeed("runs", _memory.configurations(runs, n), f"{runs} configurations of n = {n} spins"),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="regimes",
     description="minima of the perturbed 3-spin glass in the three field regimes (t-SNE)",
@@ -149,4 +158,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

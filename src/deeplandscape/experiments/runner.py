@@ -8,23 +8,57 @@ Each finished unit is written atomically to ``units/<key>.json`` (and ``units/<k
 the run directory. ``--resume`` skips the units already there, so an interrupted run (even by SIGKILL)
 loses no finished work, and because every unit draws its randomness from ``seed`` and its own position in
 the unit list only, the resumed run produces exactly the results of an uninterrupted one.
+
+What keeps a run directory from losing or mixing data:
+
+- everything is validated before the first write: every parameter (types, ranges, finite numbers, list
+  items neither empty nor repeated), the units it makes, the memory it would need (``Experiment.memory``
+  against :func:`~deeplandscape.rundir.memory_limit`) and the run directory itself;
+- the run directory is new, empty, or (with ``--resume``) a run of the same experiment whose
+  ``config.json`` equals this configuration, library version included; anything else is refused, with the
+  differing keys named;
+- one process holds the directory (:func:`~deeplandscape.rundir.hold`) for the whole run;
+- a unit records the digest of the configuration that made it (:func:`unit_digest`: the canonical JSON of
+  ``config.json``, every key and the library version) and the checksum of its arrays; one that does not
+  match, or cannot be read, is computed again (and said so on stderr), never reused;
+- ``results.json`` holds results only: wall-clock times (keys ``wall_seconds``) go to ``timing.json``;
+- a run that fails before finishing any unit removes what it wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from deeplandscape import __version__
 from deeplandscape.experiments.report import write_report
-from deeplandscape.rundir import save_npz, with_version, write_json
+from deeplandscape.rundir import (
+    RunDirError,
+    check_memory,
+    config_digest,
+    describe,
+    discard,
+    entries,
+    file_digest,
+    hold,
+    read_json,
+    save_npz,
+    with_version,
+    write_json,
+)
 
 log = logging.getLogger("deeplandscape")
 
@@ -41,7 +75,8 @@ class Param:
 
     ``kind`` is one of "int", "float", "str", "bool", "ints", "floats" (comma-separated lists on the
     command line). ``low``/``high`` bound numbers (and every element of a list); ``choices`` restricts
-    strings.
+    strings. Floats must be finite; list items must be distinct unless ``distinct=False`` (a list of layer
+    widths, say, where a repeated width is a shape and not a repeated unit of work).
     """
 
     kind: str
@@ -52,6 +87,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
+    distinct: bool = True
 
     def at(self, scale: str) -> Any:
         value = {"quick": self.quick, "paper": self.paper}.get(scale)
@@ -60,13 +96,20 @@ class Param:
     def parse(self, name: str, text: str) -> Any:
         """Parse a command-line value, raising :class:`ConfigError` naming ``name``."""
         scalar = {"int": int, "float": float, "str": str, "bool": _parse_bool}
+        if self.kind in ("ints", "floats"):
+            parts = [part.strip() for part in text.split(",")]
+            if not all(parts):
+                raise ConfigError(
+                    f"Invalid {name}: {text!r} has an empty item (expected comma-separated {self.kind})"
+                )
+            convert = int if self.kind == "ints" else float
+        else:
+            parts, convert = [text], scalar[self.kind]
         try:
-            if self.kind in ("ints", "floats"):
-                convert = int if self.kind == "ints" else float
-                return [convert(part) for part in text.split(",") if part.strip()]
-            return scalar[self.kind](text)
+            values = [convert(part) for part in parts]
         except ValueError:
             raise ConfigError(f"Invalid {name}: {text!r} is not of type {self.kind}") from None
+        return values if self.kind in ("ints", "floats") else values[0]
 
     def check(self, name: str, value: Any) -> Any:
         """Validate a value (type and range), raising :class:`ConfigError` naming ``name``."""
@@ -83,13 +126,49 @@ class Param:
                 continue
             if not isinstance(item, expected[self.kind]) or isinstance(item, bool):
                 raise ConfigError(f"Invalid {name}: {item!r} (expected {self.kind})")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"Invalid {name}: {item!r} (must be a finite number)")
             if self.low is not None and item < self.low:
                 raise ConfigError(f"Invalid {name}: {item!r} (must be ≥ {self.low:g})")
             if self.high is not None and item > self.high:
                 raise ConfigError(f"Invalid {name}: {item!r} (must be ≤ {self.high:g})")
             if self.choices is not None and item not in self.choices:
                 raise ConfigError(f"Invalid {name}: {item!r} (must be one of {', '.join(self.choices)})")
+        if self.kind in ("ints", "floats") and self.distinct:
+            repeated = sorted({item for item in value if value.count(item) > 1})
+            if repeated:
+                raise ConfigError(
+                    f"Invalid {name}: {show(value)} repeats {show(repeated)} (the items must be distinct)"
+                )
         return value
+
+
+def show(value: Any) -> str:
+    """A configuration value as typed on the command line: lists comma-separated."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(show(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def split_names(config: dict[str, Any], key: str, known: Sequence[str] | None = None) -> list[str]:
+    """The comma-separated names of ``config[key]``; :class:`ConfigError` if one is empty, repeated or
+    (given ``known``) unknown, or there are none."""
+    text = config[key]
+    items = [item.strip() for item in text.split(",")]
+    allowed = f" (known: {', '.join(known)})" if known is not None else ""
+    if not text.strip() or not all(items):
+        raise ConfigError(
+            f"Invalid {key}: {text!r} has an empty item (expected comma-separated names){allowed}"
+        )
+    unknown = [k for k in items if known is not None and k not in known]
+    if unknown:
+        raise ConfigError(f"Invalid {key}: {text!r}: unknown {', '.join(map(repr, unknown))}{allowed}")
+    repeated = sorted({k for k in items if items.count(k) > 1})
+    if repeated:
+        raise ConfigError(
+            f"Invalid {key}: {text!r} repeats {', '.join(repeated)} (the names must be distinct)"
+        )
+    return items
 
 
 def _parse_bool(text: str) -> bool:
@@ -118,11 +197,24 @@ class UnitResult:
 
 
 @dataclass(frozen=True)
+class MemoryNeed:
+    """An estimate of the peak memory (bytes) of one part of an experiment, the parameter that drives it,
+    and what is held (for the message that refuses it)."""
+
+    param: str
+    bytes: float
+    what: str
+
+
+@dataclass(frozen=True)
 class Experiment:
     """An experiment: parameters, units, the computation of one unit, and the final assembly.
 
     ``finalize(config, results, out)`` receives the unit results in unit order and returns the
     ``results.json`` dictionary plus the report (Markdown); it writes figures and raw data into ``out``.
+    ``memory(config)``, where a size the user types can exceed the machine's memory, lists estimates of
+    the largest allocations; a run whose estimate exceeds :func:`~deeplandscape.rundir.memory_limit` is
+    refused before it starts.
     """
 
     name: str
@@ -132,15 +224,17 @@ class Experiment:
     units: Callable[[dict[str, Any]], list[Unit]]
     run_unit: Callable[[dict[str, Any], Unit, int], UnitResult]
     finalize: Callable[[dict[str, Any], list[UnitResult], Path], tuple[dict[str, Any], str]]
+    memory: Callable[[dict[str, Any]], list[MemoryNeed]] | None = None
 
 
 def resolve_config(
     experiment: Experiment, scale: str, seed: int, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The fully resolved configuration: the scale's values, then ``KEY=VALUE`` overrides, validated."""
+    """The fully resolved configuration: the scale's values, then ``KEY=VALUE`` overrides, validated (every
+    value, the units it makes and the memory they need: :func:`check_config`)."""
     if scale not in SCALES:
         raise ConfigError(f"Invalid scale: {scale!r} (must be one of {', '.join(SCALES)})")
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"Invalid seed: {seed!r} (must be an integer ≥ 0)")
     config: dict[str, Any] = {name: param.at(scale) for name, param in experiment.params.items()}
     for item in overrides:
@@ -154,7 +248,33 @@ def resolve_config(
         config[key] = experiment.params[key].parse(key, text.strip())
     for name, param in experiment.params.items():
         config[name] = param.check(name, config[name])
-    return {"experiment": experiment.name, "scale": scale, "seed": seed, **config}
+    config = {"experiment": experiment.name, "scale": scale, "seed": seed, **config}
+    check_config(experiment, config)
+    return config
+
+
+def check_config(experiment: Experiment, config: dict[str, Any]) -> list[Unit]:
+    """The units of ``config``, after checking that they are distinct and that no memory estimate of
+    ``experiment.memory`` exceeds the limit; :class:`ConfigError` otherwise."""
+    try:
+        units = experiment.units(config)
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    keys = [u.key for u in units]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ConfigError(
+            f"Invalid configuration of {experiment.name}: it makes the unit(s) {', '.join(repeated)} "
+            "more than once (a list parameter repeats an item)"
+        )
+    for need in experiment.memory(config) if experiment.memory is not None else []:
+        try:
+            check_memory(need.param, show(config[need.param]), need.bytes, need.what)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    return units
 
 
 def unit_seed(seed: int, position: int) -> int:
@@ -162,57 +282,157 @@ def unit_seed(seed: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, position]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _same_config(stored: dict[str, Any], config: dict[str, Any]) -> bool:
-    ignore = {"deeplandscape_version"}
-    strip = {k: v for k, v in stored.items() if k not in ignore}
-    return json.loads(json.dumps(strip)) == json.loads(json.dumps(config))
+@contextlib.contextmanager
+def seeded_globals(seed: int) -> Iterator[None]:
+    """Seed torch's, numpy's and Python's global generators with ``seed`` for the block, and restore them
+    after: a unit that draws from a global generator (dropout, a default initialization) then gives the
+    same numbers whatever ran before it in the process, so a resumed run equals an uninterrupted one."""
+    states = random.getstate(), np.random.get_state()  # noqa: NPY002 (the legacy global state is the point)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])  # noqa: NPY002
 
 
-def prepare_run_dir(experiment: Experiment, config: dict[str, Any], out: Path, resume: bool) -> None:
-    """Check that ``out`` may hold this run; write ``config.json``. Raises :class:`ConfigError`."""
-    config_path = out / "config.json"
-    if config_path.exists():
-        stored = json.loads(config_path.read_text())
-        if stored.get("experiment") != experiment.name:
-            raise ConfigError(
-                f"Invalid out: {out} belongs to experiment {stored.get('experiment')!r}, "
-                f"not {experiment.name!r}"
+def config_differences(stored: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """``key: A in config.json, B now`` for every key whose value differs (the library version included)."""
+    differences = []
+    for key in [*stored, *(k for k in config if k not in stored)]:
+        there, now = stored.get(key, "(absent)"), config.get(key, "(absent)")
+        if json.dumps(there, sort_keys=True) != json.dumps(now, sort_keys=True):
+            differences.append(f"{key}: {show(there)} in config.json, {show(now)} now")
+    return differences
+
+
+def check_run_dir(experiment: Experiment, config: dict[str, Any], out: Path, resume: bool) -> str:
+    """Whether ``out`` may hold this run: "new" (missing), "empty", or "run" (a run of this experiment and
+    configuration, with ``resume``). :class:`~deeplandscape.rundir.RunDirError` otherwise, naming why.
+
+    ``config`` is the configuration as ``config.json`` holds it (:func:`~deeplandscape.rundir.with_version`).
+    Reads only: nothing is written.
+    """
+    names = entries(out)
+    if names is None:
+        return "new"
+    if not names:
+        return "empty"
+    if "config.json" not in names:
+        if "units" in names:
+            raise RunDirError(
+                f"Invalid --out: {out} holds units but no config.json: their configuration is unknown, so "
+                f"they cannot be reused; remove {out} or choose another --out"
             )
-        if not resume:
-            raise ConfigError(f"Invalid out: {out} already holds a run; pass --resume to continue it")
-        if not _same_config(stored, config):
-            raise ConfigError(
-                f"Invalid out: {out} holds a run with a different configuration; "
-                "resume with the same options or choose another --out"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "units").mkdir(exist_ok=True)
-    write_json(config_path, with_version(config))
+        raise RunDirError(
+            f"Invalid --out: {out} is not empty ({describe(names)}) and holds no run; choose a new or "
+            "empty directory"
+        )
+    stored = read_json(out / "config.json")
+    if not isinstance(stored, dict):
+        raise RunDirError(f"Damaged file: {out / 'config.json'} does not hold a configuration")
+    if stored.get("experiment") != experiment.name:
+        holder = "inspect" if stored.get("command") == "inspect" else stored.get("experiment")
+        raise RunDirError(
+            f"Invalid --out: {out} holds a run of {holder!r}, not of {experiment.name!r}; "
+            "choose another --out"
+        )
+    if not resume:
+        raise RunDirError(
+            f"Invalid --out: {out} already holds a run of {experiment.name}; pass --resume (with the same "
+            "options) to continue it, or choose another --out"
+        )
+    differences = config_differences(stored, config)
+    if differences:
+        raise RunDirError(
+            f"Invalid --resume: {out} holds a run of {experiment.name} with another configuration "
+            f"({'; '.join(differences)}); resume with its options or choose another --out"
+        )
+    return "run"
 
 
 def _unit_paths(out: Path, unit: Unit) -> tuple[Path, Path]:
     return out / "units" / f"{unit.key}.json", out / "units" / f"{unit.key}.npz"
 
 
-def load_unit(out: Path, unit: Unit) -> UnitResult | None:
-    """The stored result of a finished unit, or None."""
+def unit_digest(config: dict[str, Any]) -> str:
+    """What a unit records of the run that made it: the digest of ``config.json`` (every key of the
+    resolved configuration and the library version: none is left out, since a key that does not change
+    the numbers today may tomorrow, and a unit wrongly reused is worse than one computed again)."""
+    return config_digest(with_version(config))
+
+
+def load_unit(out: Path, unit: Unit, digest: str) -> tuple[UnitResult | None, str | None]:
+    """``(result, None)`` for a finished unit saved with ``digest``; ``(None, None)`` when it was never
+    saved; ``(None, why)`` when the saved one may not be used (damaged, or made by another configuration)."""
     json_path, npz_path = _unit_paths(out, unit)
     if not json_path.exists():
-        return None
-    stored = json.loads(json_path.read_text())
+        return None, None
+    try:
+        stored = read_json(json_path)
+    except RunDirError as error:
+        return None, str(error)
+    if not isinstance(stored, dict) or not isinstance(stored.get("values"), dict):
+        return None, f"{json_path} does not hold a unit"
+    if stored.get("config_digest") != digest:
+        return None, f"{json_path} was computed with another configuration or library version"
     arrays = {}
-    if stored.get("has_arrays"):
-        with np.load(npz_path) as data:
-            arrays = {k: data[k] for k in data.files}
-    return UnitResult(values=stored["values"], arrays=arrays)
+    if stored.get("arrays") is not None:
+        try:
+            if file_digest(npz_path) != stored["arrays"]:
+                return None, f"{npz_path} is damaged (its checksum differs from the one recorded)"
+            with np.load(npz_path) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            return None, f"{npz_path} cannot be read ({error})"
+    return UnitResult(values=stored["values"], arrays=arrays), None
 
 
-def save_unit(out: Path, unit: Unit, result: UnitResult) -> None:
-    """Arrays first, then the JSON that marks the unit finished (so a finished unit is always whole)."""
+def save_unit(out: Path, unit: Unit, result: UnitResult, digest: str, seconds: float) -> UnitResult:
+    """Arrays first, then the JSON that marks the unit finished (so a finished unit is always whole).
+
+    Returns the unit as it will be read back (values through JSON), so that a run finalizes the same
+    values whether its units were computed now or read from disk."""
     json_path, npz_path = _unit_paths(out, unit)
-    if result.arrays:
-        save_npz(npz_path, **result.arrays)
-    write_json(json_path, {"key": unit.key, "values": result.values, "has_arrays": bool(result.arrays)})
+    checksum = file_digest(save_npz(npz_path, **result.arrays)) if result.arrays else None
+    values = json.loads(json.dumps(result.values))
+    write_json(
+        json_path,
+        {
+            "key": unit.key,
+            "config_digest": digest,
+            "deeplandscape_version": __version__,
+            "seconds": seconds,
+            "values": values,
+            "arrays": checksum,
+        },
+    )
+    return UnitResult(values=values, arrays=result.arrays)
+
+
+def split_timing(summary: Any) -> tuple[Any, dict[str, Any]]:
+    """``summary`` without its ``wall_seconds`` keys (at any depth), and those values by path
+    (``runs[0].wall_seconds``): wall-clock times differ from run to run, and results.json must not."""
+    moved: dict[str, Any] = {}
+
+    def walk(node: Any, where: str) -> Any:
+        if isinstance(node, dict):
+            kept = {}
+            for key, value in node.items():
+                here = f"{where}.{key}" if where else str(key)
+                if key == "wall_seconds":
+                    moved[here] = value
+                else:
+                    kept[key] = walk(value, here)
+            return kept
+        if isinstance(node, (list, tuple)):
+            return [walk(value, f"{where}[{i}]") for i, value in enumerate(node)]
+        return node
+
+    return walk(summary, ""), moved
 
 
 def run_experiment(
@@ -223,31 +443,57 @@ def run_experiment(
     resume: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) ``experiment`` into ``out`` and return its results."""
+    """Run (or resume) ``experiment`` into ``out`` and return its results (as ``results.json`` holds them).
+
+    Everything is checked before anything is written (:func:`check_config`, :func:`check_run_dir`), again
+    once ``out`` is held, and ``out`` is held for the whole run. A run that fails before it finished a unit
+    removes what it wrote.
+    """
     out = Path(out)
-    units = experiment.units(config)
-    keys = [u.key for u in units]
-    if len(set(keys)) != len(keys):
-        raise RuntimeError(f"experiment {experiment.name} produced duplicate unit keys")
-    prepare_run_dir(experiment, config, out, resume)
+    units = check_config(experiment, config)
+    check_run_dir(experiment, with_version(config), out, resume)
+    existed = out.exists()
+    with hold(out):
+        state = check_run_dir(experiment, with_version(config), out, resume)  # no one else can change it now
+        progress = _progress(len(units), experiment.name, quiet)
+        try:
+            return _run_held(experiment, config, out, units, progress)
+        except BaseException:
+            if state != "run" and progress.computed == 0:
+                discard(out, ["config.json", "units"], created=not existed)
+            raise
+        finally:
+            progress.close()
+
+
+def _run_held(
+    experiment: Experiment, config: dict[str, Any], out: Path, units: list[Unit], progress: _progress
+) -> dict[str, Any]:
+    write_json(out / "config.json", with_version(config))
+    (out / "units").mkdir(exist_ok=True)
+    digest = unit_digest(config)
     results: list[UnitResult] = []
-    progress = _progress(len(units), experiment.name, quiet)
     start = time.perf_counter()
     for position, unit in enumerate(units):
-        stored = load_unit(out, unit)
+        stored, problem = load_unit(out, unit, digest)
         if stored is None:
+            if problem is not None:
+                print(f"[{experiment.name}] unit {unit.key}: {problem}; computing it again", file=sys.stderr)
             unit_start = time.perf_counter()
-            stored = experiment.run_unit(config, unit, unit_seed(config["seed"], position))
-            save_unit(out, unit, stored)
-            progress.update(unit.key, time.perf_counter() - unit_start, resumed=False)
+            seed = unit_seed(config["seed"], position)
+            with seeded_globals(seed):
+                computed = experiment.run_unit(config, unit, seed)
+            seconds = time.perf_counter() - unit_start
+            stored = save_unit(out, unit, computed, digest, seconds)
+            progress.update(unit.key, seconds, resumed=False)
         else:
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
-    progress.close()
     summary, report = experiment.finalize(config, results, out)
-    # Wall time lives outside results.json, which must be identical for resumed and uninterrupted runs.
+    summary, moved = split_timing(json.loads(json.dumps(summary)))
     wall = time.perf_counter() - start
-    write_json(out / "timing.json", {"wall_seconds": wall, "units_run_now": progress.computed})
+    timing = {"wall_seconds": wall, "units_run_now": progress.computed}
+    write_json(out / "timing.json", {**timing, "results_wall_seconds": moved} if moved else timing)
     write_json(out / "results.json", summary)
     write_report(out, experiment, config, wall, report)
     return summary

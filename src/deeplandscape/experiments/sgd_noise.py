@@ -26,9 +26,10 @@ from torch import nn
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import diffusion_spectrum, sgd_temperature
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult, split_names
 from deeplandscape.rundir import save_npz
 
 MODELS = ("fc-digits", "lenet-digits", "small-lenet-bn", "small-fc")
@@ -39,14 +40,12 @@ PAPER = {
 }
 
 
-def build(name: str, config: dict[str, Any], seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The network ``name`` (one of MODELS) and its training inputs and labels."""
-    if name in ("fc-digits", "lenet-digits"):
-        split = dl_data.load_digits(seed=seed).train
-        if name == "fc-digits":
-            model = nets.get("small-fc", seed=seed, hidden=config["fc_hidden"], in_features=64)
-            return model, split.x.flatten(1), split.y
-        model = nets.get(
+def network(name: str, config: dict[str, Any], seed: int) -> nn.Module:
+    """The network ``name`` (one of MODELS)."""
+    if name == "fc-digits":
+        return nets.get("small-fc", seed=seed, hidden=config["fc_hidden"], in_features=64)
+    if name == "lenet-digits":
+        return nets.get(
             "small-lenet-bn",
             seed=seed,
             channels=(4, 8),
@@ -57,13 +56,19 @@ def build(name: str, config: dict[str, Any], seed: int) -> tuple[nn.Module, torc
             conv_dropout=0.0,
             fc_dropout=0.0,
         )
-        return model, split.x, split.y
     if name in ("small-lenet-bn", "small-fc"):
-        split = dl_data.load_mnist(config["mnist_path"] or None, seed=seed).train
-        if name == "small-fc":
-            return nets.get(name, seed=seed), dl_data.downsample(split.x, 7).flatten(1), split.y
-        return nets.get(name, seed=seed), split.x, split.y
+        return nets.get(name, seed=seed)
     raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+
+
+def build(name: str, config: dict[str, Any], seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The network ``name`` (one of MODELS) and its training inputs and labels."""
+    model = network(name, config, seed)
+    if name in ("fc-digits", "lenet-digits"):
+        split = dl_data.load_digits(seed=seed).train
+        return model, (split.x.flatten(1) if name == "fc-digits" else split.x), split.y
+    split = dl_data.load_mnist(config["mnist_path"] or None, seed=seed).train
+    return model, (dl_data.downsample(split.x, 7).flatten(1) if name == "small-fc" else split.x), split.y
 
 
 PARAMS = {
@@ -87,9 +92,7 @@ PARAMS = {
 
 
 def units(config: dict[str, Any]) -> list[Unit]:
-    names = [m.strip() for m in config["models"].split(",") if m.strip()]
-    if not names or any(m not in MODELS for m in names):
-        raise ValueError(f"models must be a comma-separated list among {MODELS}, got {config['models']!r}")
+    names = split_names(config, "models", MODELS)
     if any(not 0 < c <= 1 for c in config["checkpoints"]):
         raise ValueError(f"checkpoints must lie in (0, 1], got {config['checkpoints']!r}")
     return [Unit(m, {"name": m}) for m in names]
@@ -198,6 +201,18 @@ def plot(results: list[UnitResult]):
     return fig
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    needs = []
+    for name in split_names(config, "models", MODELS):
+        d = _memory.parameter_count(lambda name=name: network(name, config, 0))
+        samples = config["noise_samples"]  # D(x): N per-sample gradients (twice) and the Gram or dense matrix
+        need = (2.0 * samples * d + min(samples, d) ** 2) * _memory.FLOAT32
+        needs.append(MemoryNeed("noise_samples", need, f"D(x) of {name} (d = {d}) from {samples} gradients"))
+        if name == "fc-digits":
+            needs.append(MemoryNeed("fc_hidden", 8.0 * d * _memory.FLOAT32, f"training {name} (d = {d})"))
+    return needs
+
+
 EXPERIMENT = Experiment(
     name="sgd-noise",
     description="spectrum, rank, mean and std of the diffusion matrix D(x) at 20/40/100% of training",
@@ -206,4 +221,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.spinglass import PSpinGlass, descend
 
 JUMP = 0.5  # ‖σ − σ̃‖/√n beyond which descent left the basin (the sphere's diameter is 2)
@@ -114,6 +115,16 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     }, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, minima = max(config["sizes"]), config["minima"]
+    return [
+        MemoryNeed(  # two Hamiltonians: without and with the field
+            "sizes", 2 * _memory.pspin_couplings(n, 3), f"the couplings of two 3-spin glasses at n = {n}"
+        ),
+        MemoryNeed("minima", _memory.configurations(minima, n), f"{minima} configurations of n = {n} spins"),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="shift",
     description="distance between minima with and without a small field, against n",
@@ -122,4 +133,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

@@ -46,13 +46,16 @@ PAPER_SIZES = [h for pair in nets.SAGUN_STUDENT_SIZES for h in pair]
 PARAMS = {
     "data": Param("str", "digits", "data set", choices=("digits", "mnist"), paper="mnist"),
     "mnist_path": Param("str", "", "directory or file of MNIST (only for data=mnist)"),
-    "teacher": Param("ints", [50, 30], "teacher hidden widths h1,h2", paper=[500, 300], low=1),
+    "teacher": Param(
+        "ints", [50, 30], "teacher hidden widths h1,h2", paper=[500, 300], low=1, distinct=False
+    ),
     "students": Param(
         "ints",
         [5, 5, 25, 15, 50, 30, 120, 120],
         "student hidden widths, pairs h1,h2 (smallest to largest)",
         paper=PAPER_SIZES,
         low=1,
+        distinct=False,
     ),
     "nets": Param("int", 50, "students per size", quick=6, paper=100, low=2),
     "teacher_epochs": Param("int", 60, "teacher training epochs", quick=15, paper=100, low=1),

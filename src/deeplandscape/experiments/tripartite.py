@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import TripartiteSpinGlass, descend
 
@@ -72,6 +73,15 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     return {"sizes": rows}, body
 
 
+def memory(config: dict[str, Any]) -> list[MemoryNeed]:
+    n, runs = max(config["sizes"]), config["runs"]
+    return [
+        # TripartiteSpinGlass stores its n³ couplings unpacked (float32)
+        MemoryNeed("sizes", 2.0 * n**3 * _memory.FLOAT32, f"the n³ couplings at n = {n}"),
+        MemoryNeed("runs", _memory.configurations(runs, 3 * n), f"{runs} configurations of 3 × {n} spins"),
+    ]
+
+
 EXPERIMENT = Experiment(
     name="tripartite",
     description="gradient descent on the tri-partite spin glass, small vs large n",
@@ -80,4 +90,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    memory=memory,
 )

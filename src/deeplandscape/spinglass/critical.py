@@ -178,7 +178,9 @@ def newton_critical_points(
         frame = hamiltonian._tangent_frame(x)
         hess = hamiltonian.riemannian_hessian(x, basis="tangent")
         rhs = -(frame.transpose(1, 2) @ g[:, :, None])
-        xi = torch.linalg.lstsq(hess, rhs).solution
+        # gelsd (SVD), not the default gelsy: gelsy's first call in a process returns other bits than the
+        # later ones for the same input, and the same seed must give the same critical points
+        xi = torch.linalg.lstsq(hess, rhs, driver="gelsd").solution
         step = (frame @ xi).squeeze(-1)
         length = step.norm(dim=1, keepdim=True)
         cap = max_step * n**0.5
