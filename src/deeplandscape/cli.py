@@ -122,13 +122,10 @@ def _report(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         command=f"{command} {runs_dir}",
     )
+    from deeplandscape.experiments.report import count_line
+
     for section in report.sections:
-        counts = {
-            s: sum(c.status == s for c in section.claims) for s in ("held", "did not hold", "not checked")
-        }
-        state = (
-            section.error if section.status == "failed" else ", ".join(f"{v} {k}" for k, v in counts.items())
-        )
+        state = section.error if section.status == "failed" else count_line(section.claims)
         print(f"{section.name:20s} {section.status:9s} {state}")
     print(f"report: {report.html}  (also {report.markdown.name}, {report.json.name})")
     if report.failed:
@@ -162,8 +159,8 @@ def _demo(args: argparse.Namespace) -> int:
                     f"converged={row['converged_fraction']:.2f}  minima={row['minima_fraction']:.2f}"
                 )
             print(f"  theory: -E0={-results['e0']:.4f}  -Einf={-results['e_inf']:.4f}")
-        for claim in section.claims:
-            print(f"  [{claim.status}] {claim.claim}")
+        for result in section.claims:
+            print(f"  [{result.verdict.status}] {result.claim.claim}")
     print(f"run directory: {root}\nopen {report.html} in a browser")
     return 1 if report.failed else 0
 

@@ -141,4 +141,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    order=110,
 )

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from deeplandscape.experiments.report import write_report
+from deeplandscape.experiments.claims import Claim
+from deeplandscape.experiments.report import command_for, overrides_of, section_of, write_run_report
 from deeplandscape.rundir import save_npz, with_version, write_json
 
 log = logging.getLogger("deeplandscape")
@@ -118,11 +119,51 @@ class UnitResult:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """An experiment: parameters, units, the computation of one unit, and the final assembly.
+class Table:
+    """A table of an experiment's report, built from ``results.json``: ours beside the paper's numbers.
 
-    ``finalize(config, results, out)`` receives the unit results in unit order and returns the
-    ``results.json`` dictionary plus the report (Markdown); it writes figures and raw data into ``out``.
+    ``id`` is unique within the experiment (claims link to it); ``note`` says what the columns are.
+    """
+
+    id: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        bad = [row for row in self.rows if len(row) != len(self.header)]
+        if bad:
+            raise ValueError(
+                f"Invalid table {self.id!r}: a row of {len(bad[0])} cells for {len(self.header)} columns"
+            )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure an experiment writes (``file`` in the run directory), with the caption of the paper's
+    figure it stands beside (``paper``, with the paper's numbers) and what ours shows (``caption``)."""
+
+    file: str
+    caption: str
+    paper: str = ""
+
+
+def no_tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
+    return []
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment: parameters, units, the computation of one unit, the final assembly, and what the
+    report shows of it.
+
+    ``finalize(config, results, out)`` receives the unit results in unit order, writes figures and raw
+    data into ``out`` and returns the ``results.json`` dictionary. Everything else the report shows is
+    derived from that dictionary (and the configuration): ``tables(results, config)``, the declared
+    ``figures`` (those present in the run directory) and the ``claims``
+    (:class:`~deeplandscape.experiments.claims.Claim`), each decided from the run. ``order`` places the
+    experiment in listings and in the full report (the papers' order).
     """
 
     name: str
@@ -131,7 +172,16 @@ class Experiment:
     params: dict[str, Param]
     units: Callable[[dict[str, Any]], list[Unit]]
     run_unit: Callable[[dict[str, Any], Unit, int], UnitResult]
-    finalize: Callable[[dict[str, Any], list[UnitResult], Path], tuple[dict[str, Any], str]]
+    finalize: Callable[[dict[str, Any], list[UnitResult], Path], dict[str, Any]]
+    tables: Callable[[dict[str, Any], dict[str, Any]], list[Table]] = no_tables
+    figures: tuple[Figure, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    order: int = 1000
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.claims]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Invalid experiment {self.name!r}: duplicate claim ids {ids}")
 
 
 def resolve_config(
@@ -244,12 +294,24 @@ def run_experiment(
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
     progress.close()
-    summary, report = experiment.finalize(config, results, out)
+    finalized = experiment.finalize(config, results, out)
+    # An experiment not yet declaring its tables returns (results, Markdown body).
+    summary, legacy_body = finalized if isinstance(finalized, tuple) else (finalized, "")
     # Wall time lives outside results.json, which must be identical for resumed and uninterrupted runs.
     wall = time.perf_counter() - start
     write_json(out / "timing.json", {"wall_seconds": wall, "units_run_now": progress.computed})
     write_json(out / "results.json", summary)
-    write_report(out, experiment, config, wall, report)
+    summary = json.loads((out / "results.json").read_text())  # what every later reader sees
+    section = section_of(
+        experiment, config, summary, out,
+        status="ran" if progress.computed == len(units) else "resumed",
+        command=command_for(experiment.name, config["scale"], config["seed"], out,
+                            overrides_of(experiment, config)),
+        wall_seconds=wall, legacy_body=legacy_body,
+    )  # fmt: skip
+    for warning in section.warnings:
+        print(f"[{experiment.name}] warning: {warning}", file=sys.stderr, flush=True)
+    write_run_report(out, section, config)
     return summary
 
 
