@@ -134,8 +134,12 @@ def test_report_json_schema(tmp_path, toy):
 
 
 def test_questions_beyond_the_papers_are_shown_but_not_counted(tmp_path, toy, monkeypatch):
-    extra = c.Claim("toy-coin.extra", "is it shiny?", "not in the papers", "always", lambda run: c.Verdict(c.HELD, "yes"),
-                    beyond_papers=True)  # fmt: skip
+    def shiny(run):
+        return c.Verdict(c.HELD, "yes")
+
+    extra = c.Claim(
+        "toy-coin.extra", "is it shiny?", "not in the papers", "always", shiny, beyond_papers=True
+    )
     monkeypatch.setitem(
         experiments._registered, "toy-coin", Experiment(**{**TOY.__dict__, "claims": (*TOY.claims, extra)})
     )
