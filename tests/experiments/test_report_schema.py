@@ -11,7 +11,7 @@ from deeplandscape import experiments
 from deeplandscape.experiments import claims as c
 from deeplandscape.experiments import full_report
 from deeplandscape.experiments.full_report import PlannedRun, build_report
-from deeplandscape.experiments.runner import Experiment, Figure, Param, Table, Unit, UnitResult
+from deeplandscape.experiments.runner import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
 
 PAPER_MEAN = 0.0  # "the coin is fair" (a paper we made up): the mean of ±1 draws is 0
 
@@ -74,6 +74,10 @@ TOY = Experiment(
                 shown_in="summary"),
         c.Claim("toy-coin.long", "“we flipped it long enough”", "Made-up §2", "≥ 3 chunks", _guarded,
                 shown_in="draws.png"),
+    ),
+    diagnostics=(
+        Diagnostic("toy-coin-unbiased", "toy-coin", ("bias=0", "draws=800"), ("toy-coin.fair",),
+                   "is the coin fair once the bias is removed?"),
     ),
     order=10_000,
 )  # fmt: skip
@@ -154,3 +158,25 @@ def test_the_full_report_module_names_no_experiment():
     source = inspect.getsource(full_report)
     named = [name for name in experiments.available() if f'"{name}"' in source or f"'{name}'" in source]
     assert named == []
+
+
+def test_a_claim_that_did_not_hold_is_explained_by_its_diagnostic_run(tmp_path, toy):
+    fair = build_report(tmp_path / "fair", [PlannedRun("toy-coin", "quick")], quiet=True)
+    assert not (tmp_path / "fair" / "diagnostics").exists()  # nothing to explain: no diagnostic run
+    report = build_report(tmp_path / "b", [PlannedRun("toy-coin", "quick", ("bias=0.5",))], quiet=True)
+    claim = report.sections[0].claims[0]
+    assert claim.verdict.status == c.NOT_HELD
+    ((run_id, command),) = claim.explained_by
+    assert (
+        run_id == "toy-coin-unbiased"
+        and "draws=800" in command
+        and "diagnostics/toy-coin-unbiased" in command
+    )
+    document = json.loads(report.json.read_text())
+    (explanation,) = document["explanations"]
+    assert explanation["explains"] == ["toy-coin.fair"]
+    assert explanation["section"]["claims"][0]["status"] == c.HELD  # the unbiased coin is fair
+    assert document["summary"] == json.loads(fair.json.read_text())["summary"] | {c.HELD: 0, c.NOT_HELD: 1}
+    page = report.html.read_text()
+    assert 'href="#toy-coin-unbiased"' in page and 'id="toy-coin-unbiased"' in page
+    assert (tmp_path / "b" / "diagnostics" / "toy-coin-unbiased" / "draws.png").is_file()

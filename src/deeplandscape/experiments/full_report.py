@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplandscape import __version__
-from deeplandscape.experiments.claims import NOT_CHECKED, OUTCOMES, Claim, Verdict
+from deeplandscape.experiments.claims import NOT_CHECKED, NOT_HELD, OUTCOMES, Claim, Verdict
 from deeplandscape.experiments.report import (
     ClaimResult,
     Section,
@@ -151,6 +151,45 @@ def _section(planned: PlannedRun, out: Path, *, seed: int, run_missing: bool, qu
     return section
 
 
+def _with_settings(name: str, overrides: Sequence[str], settings: dict[str, str] | None) -> tuple[str, ...]:
+    """``overrides`` plus ``KEY=VALUE`` for every setting that experiment ``name`` has as a parameter."""
+    from deeplandscape import experiments
+
+    if not settings or name not in experiments.available():
+        return tuple(overrides)
+    params = experiments.get(name).params
+    given = {item.split("=", 1)[0] for item in overrides}
+    return (*overrides, *(f"{k}={v}" for k, v in settings.items() if k in params and k not in given))
+
+
+def _explain(sections, runs_dir: Path, settings, *, seed: int, run_missing: bool, quiet: bool):
+    """The sections with the diagnostics of their claims that did not hold attached, and those runs."""
+    from deeplandscape import experiments
+
+    explained, runs = [], {}
+    for section in sections:
+        if section.status in ("failed", "missing") or section.name not in experiments.available():
+            explained.append(section)
+            continue
+        diagnostics = experiments.get(section.name).diagnostics
+        results = []
+        for r in section.claims:
+            ids = []
+            for d in diagnostics if r.verdict.status == NOT_HELD else ():
+                if r.claim.id not in d.explains:
+                    continue
+                if d.id not in runs:
+                    overrides = _with_settings(d.experiment, d.overrides, settings)
+                    planned = PlannedRun(d.experiment, section.scale, overrides)
+                    out = runs_dir / "diagnostics" / d.id
+                    run = _section(planned, out, seed=seed, run_missing=run_missing, quiet=quiet)
+                    runs[d.id] = (d, replace(run, name=d.id))
+                ids.append((d.id, runs[d.id][1].command))
+            results.append(replace(r, explained_by=tuple(ids)))
+        explained.append(replace(section, claims=tuple(results)))
+    return explained, list(runs.values())
+
+
 def summary_counts(sections: Sequence[Section]) -> dict[str, int]:
     """The count of each outcome over the papers' claims (questions beyond the papers excluded)."""
     claims = [r for s in sections for r in s.claims if not r.claim.beyond_papers]
@@ -166,13 +205,23 @@ def build_report(
     quiet: bool = False,
     title: str = "deeplandscape: the papers' figures and tables beside ours",
     command: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> FullReport:
-    """Collect or run every planned experiment into ``runs_dir/<name>/`` and write the report there."""
+    """Collect or run every planned experiment into ``runs_dir/<name>/`` and write the report there.
+
+    Each claim that did not hold gets the diagnostics its experiment declares for it, run into
+    ``runs_dir/diagnostics/<id>/`` and shown after the experiments (never counted). ``settings``
+    (``KEY: VALUE``, e.g. the MNIST path) apply to every diagnostic whose experiment has the key, as
+    :func:`plan_for` applies them to the plan.
+    """
     runs_dir = Path(runs_dir)
     if not plan:
         raise ValueError("Invalid plan: no experiment to report")
     runs_dir.mkdir(parents=True, exist_ok=True)
     sections = [_section(p, runs_dir / p.name, seed=seed, run_missing=run_missing, quiet=quiet) for p in plan]
+    sections, explanations = _explain(
+        sections, runs_dir, settings, seed=seed, run_missing=run_missing, quiet=quiet
+    )
     counts = summary_counts(sections)
     scales = sorted({p.scale for p in plan})
     states = ", ".join(
@@ -200,6 +249,15 @@ def build_report(
         "\n\n".join(claims_markdown(s, with_section=True) for s in sections if s.claims),
     ]
     parts = [section_markdown(s, prefix=s.name, level=2, run_link=True) for s in sections]
+    if explanations:
+        parts.append("## Explanations of the claims that did not hold {#explanations}")
+        for diagnostic, section in explanations:
+            parts.append(
+                f"Run `{diagnostic.id}` explains {', '.join(f'`{c}`' for c in diagnostic.explains)}: "
+                f"{diagnostic.question}"
+            )
+            prefix = f"diagnostics/{diagnostic.id}"
+            parts.append(section_markdown(section, prefix=prefix, level=3, run_link=True))
     markdown = "\n\n".join(header + parts) + "\n"
     md_path = write_text(runs_dir / "report.md", markdown)
     html_path = write_text(runs_dir / "report.html", markdown_to_html(markdown, title, anchors=True))
@@ -211,13 +269,20 @@ def build_report(
         "command": command,
         "summary": counts,
         "sections": [s.as_dict() for s in sections],
+        "explanations": [
+            {"id": d.id, "explains": list(d.explains), "question": d.question, "section": s.as_dict()}
+            for d, s in explanations
+        ],
     }
     json_path = write_json(runs_dir / "report.json", document)
     return FullReport(md_path, html_path, json_path, tuple(sections))
 
 
-def plan_for(scale: str, names: Sequence[str] | None = None) -> list[PlannedRun]:
-    """Every experiment (or the given ones, validated before any work) at ``scale``."""
+def plan_for(
+    scale: str, names: Sequence[str] | None = None, settings: dict[str, str] | None = None
+) -> list[PlannedRun]:
+    """Every experiment (or the given ones, validated before any work) at ``scale``; ``settings``
+    (``KEY: VALUE``) become overrides of every experiment that has the key (e.g. ``mnist_path``)."""
     from deeplandscape import experiments as registry
     from deeplandscape.experiments.runner import SCALES
 
@@ -231,7 +296,7 @@ def plan_for(scale: str, names: Sequence[str] | None = None) -> list[PlannedRun]
         )
     if not chosen:
         raise ValueError("Invalid experiments: an empty list")
-    return [PlannedRun(n, scale) for n in chosen]
+    return [PlannedRun(n, scale, _with_settings(n, (), settings)) for n in chosen]
 
 
 def write_full_report(

@@ -19,10 +19,11 @@ SECTION_STATES = ("ran", "resumed", "collected", "missing", "failed")
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """A claim and its verdict on one run."""
+    """A claim and its verdict on one run; ``explained_by``: the diagnostics run for it (ids, commands)."""
 
     claim: Claim
     verdict: Verdict
+    explained_by: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The claim as ``report.json`` holds it (README, "report.json")."""
@@ -39,6 +40,7 @@ class ClaimResult:
             "statistic": v.statistic.as_dict() if v.statistic is not None else None,
             "warnings": list(v.warnings),
             "shown_in": c.shown_in or None,
+            "explained_by": [{"id": i, "command": command} for i, command in self.explained_by],
         }
 
 
@@ -130,7 +132,7 @@ def section_of(
 
 def command_for(name: str, scale: str, seed: int, out: Path | str, overrides: Sequence[str] = ()) -> str:
     """The ``deeplandscape run`` command line that writes this run into ``out``."""
-    flag = {"quick": " --quick", "paper": " --paper"}.get(scale, "")
+    flag = {"quick": " --quick", "reference": " --reference", "paper": " --paper"}.get(scale, "")
     extra = "".join(f" {item}" for item in overrides)
     return f"deeplandscape run {name}{flag} --seed {seed} --out {out}{extra}"
 
@@ -193,6 +195,8 @@ def claims_markdown(section: Section, *, with_section: bool = False) -> str:
             kind = "figure" if c.shown_in.endswith(".png") else "table"
             words += f" [→ {kind}](#{anchor(section.name, kind, c.shown_in)})"
         verdict = f"**{v.status}**" + (f": {v.reason}" if v.reason else "")
+        if r.explained_by:
+            verdict += "; explained by " + ", ".join(f"[{i}](#{slug(i)})" for i, _ in r.explained_by)
         first = [f"[{section.name}](#{slug(section.name)})"] if with_section else []
         rows.append([*first, f"`{c.id}` {words}", c.criterion, verdict, v.evidence])
     return markdown_table(header, rows, "l" * len(header))

@@ -29,7 +29,7 @@ from deeplandscape.rundir import save_npz, with_version, write_json
 
 log = logging.getLogger("deeplandscape")
 
-SCALES = ("quick", "default", "paper")
+SCALES = ("quick", "default", "reference", "paper")
 
 
 class ConfigError(ValueError):
@@ -50,12 +50,13 @@ class Param:
     help: str
     quick: Any = None
     paper: Any = None
+    reference: Any = None
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
 
     def at(self, scale: str) -> Any:
-        value = {"quick": self.quick, "paper": self.paper}.get(scale)
+        value = {"quick": self.quick, "reference": self.reference, "paper": self.paper}.get(scale)
         return self.default if value is None else value
 
     def parse(self, name: str, text: str) -> Any:
@@ -149,6 +150,19 @@ class Figure:
     paper: str = ""
 
 
+@dataclass(frozen=True)
+class Diagnostic:
+    """A run that explains a claim that did not hold: experiment ``experiment`` with ``overrides``, run by the
+    full report (same scale and seed) when one of the claims ``explains`` did not hold. ``question`` says
+    what the run tests (e.g. "does HEAT reach SGD's error with the Thesis's number of updates?")."""
+
+    id: str
+    experiment: str
+    overrides: tuple[str, ...]
+    explains: tuple[str, ...]
+    question: str
+
+
 def no_tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
     return []
 
@@ -162,8 +176,9 @@ class Experiment:
     data into ``out`` and returns the ``results.json`` dictionary. Everything else the report shows is
     derived from that dictionary (and the configuration): ``tables(results, config)``, the declared
     ``figures`` (those present in the run directory) and the ``claims``
-    (:class:`~deeplandscape.experiments.claims.Claim`), each decided from the run. ``order`` places the
-    experiment in listings and in the full report (the papers' order).
+    (:class:`~deeplandscape.experiments.claims.Claim`), each decided from the run; ``diagnostics`` are the
+    runs that explain a claim that did not hold. ``order`` places the experiment in listings and in the full
+    report (the papers' order).
     """
 
     name: str
@@ -176,12 +191,18 @@ class Experiment:
     tables: Callable[[dict[str, Any], dict[str, Any]], list[Table]] = no_tables
     figures: tuple[Figure, ...] = ()
     claims: tuple[Claim, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
     order: int = 1000
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
             raise ValueError(f"Invalid experiment {self.name!r}: duplicate claim ids {ids}")
+        unknown = [d.id for d in self.diagnostics if not set(d.explains) <= set(ids)]
+        if unknown:
+            raise ValueError(
+                f"Invalid experiment {self.name!r}: diagnostics {unknown} explain unknown claims"
+            )
 
 
 def resolve_config(
