@@ -137,6 +137,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results(args: argparse.Namespace) -> int:
+    """RESULTS.md from full reports' report.json files (LABEL=PATH or PATH)."""
+    from deeplandscape.experiments.results_md import write_results
+
+    pairs = []
+    for item in args.reports:
+        label, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        pairs.append((label, Path(path)))
+    print(f"written: {write_results(pairs, Path(args.out))}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """:data:`DEMO_EXPERIMENTS` into one directory, ending with the full report over them."""
     from deeplandscape.experiments.full_report import PlannedRun, build_report
@@ -245,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--quiet", action="store_true", help="no progress output")
     report.set_defaults(func=_report)
+
+    results = commands.add_parser("results", help="RESULTS.md from full reports' report.json files")
+    results.add_argument(
+        "reports", nargs="+", metavar="[LABEL=]REPORT_JSON", help="report.json of a full report"
+    )
+    results.add_argument("--out", default="RESULTS.md", help="where to write (default RESULTS.md)")
+    results.set_defaults(func=_results)
 
     from deeplandscape.analysis import inspect as inspect_command
 

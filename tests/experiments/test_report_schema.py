@@ -180,3 +180,19 @@ def test_a_claim_that_did_not_hold_is_explained_by_its_diagnostic_run(tmp_path, 
     page = report.html.read_text()
     assert 'href="#toy-coin-unbiased"' in page and 'id="toy-coin-unbiased"' in page
     assert (tmp_path / "b" / "diagnostics" / "toy-coin-unbiased" / "draws.png").is_file()
+
+
+def test_results_md_is_generated_from_report_json(tmp_path, toy):
+    from deeplandscape.cli import main
+
+    report = build_report(tmp_path / "b", [PlannedRun("toy-coin", "quick", ("bias=0.5",))], quiet=True)
+    out = tmp_path / "RESULTS.md"
+    assert main(["results", f"toy={report.json}", "--out", str(out)]) == 0
+    text = out.read_text()
+    summary = "Of the papers' 2 claims: 0 held, 1 did not hold, 1 not decidable at this scale, 0 not checked."
+    assert f"- **toy**: {summary}" in text
+    assert "explained by `deeplandscape run toy-coin --quick" in text and "toy-coin.fair: held" in text
+    assert "the coin completed 2 chunks" in text  # the reason of the claim not decidable
+    assert "| mean |" in text  # the experiment's table, with the paper's number beside ours
+    with pytest.raises(SystemExit):
+        main(["results", str(tmp_path / "missing.json"), "--out", str(out)])

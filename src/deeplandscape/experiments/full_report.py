@@ -267,6 +267,7 @@ def build_report(
         "seed": seed,
         "deeplandscape_version": __version__,
         "command": command,
+        "environment": environment(),
         "summary": counts,
         "sections": [s.as_dict() for s in sections],
         "explanations": [
@@ -276,6 +277,23 @@ def build_report(
     }
     json_path = write_json(runs_dir / "report.json", document)
     return FullReport(md_path, html_path, json_path, tuple(sections))
+
+
+def environment() -> dict[str, Any]:
+    """Where a report was produced: date (UTC), library versions, machine."""
+    import os
+    import platform
+    import time
+
+    import torch
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
+    }
 
 
 def plan_for(
