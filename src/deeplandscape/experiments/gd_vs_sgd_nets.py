@@ -202,4 +202,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    order=220,
 )

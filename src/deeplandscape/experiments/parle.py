@@ -599,6 +599,7 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    order=430,
 )
 
 

@@ -251,4 +251,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    order=330,
 )

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 
 from deeplandscape import __version__
-from deeplandscape.experiments.report import write_report
+from deeplandscape.experiments.claims import Claim
+from deeplandscape.experiments.report import command_for, overrides_of, section_of, write_run_report
 from deeplandscape.rundir import (
     RunDirError,
     check_memory,
@@ -62,7 +63,7 @@ from deeplandscape.rundir import (
 
 log = logging.getLogger("deeplandscape")
 
-SCALES = ("quick", "default", "paper")
+SCALES = ("quick", "default", "reference", "paper")
 
 
 class ConfigError(ValueError):
@@ -84,13 +85,14 @@ class Param:
     help: str
     quick: Any = None
     paper: Any = None
+    reference: Any = None
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
     distinct: bool = True
 
     def at(self, scale: str) -> Any:
-        value = {"quick": self.quick, "paper": self.paper}.get(scale)
+        value = {"quick": self.quick, "reference": self.reference, "paper": self.paper}.get(scale)
         return self.default if value is None else value
 
     def parse(self, name: str, text: str) -> Any:
@@ -207,11 +209,65 @@ class MemoryNeed:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """An experiment: parameters, units, the computation of one unit, and the final assembly.
+class Table:
+    """A table of an experiment's report, built from ``results.json``: ours beside the paper's numbers.
 
-    ``finalize(config, results, out)`` receives the unit results in unit order and returns the
-    ``results.json`` dictionary plus the report (Markdown); it writes figures and raw data into ``out``.
+    ``id`` is unique within the experiment (claims link to it); ``note`` says what the columns are.
+    """
+
+    id: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        bad = [row for row in self.rows if len(row) != len(self.header)]
+        if bad:
+            raise ValueError(
+                f"Invalid table {self.id!r}: a row of {len(bad[0])} cells for {len(self.header)} columns"
+            )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure an experiment writes (``file`` in the run directory), with the caption of the paper's
+    figure it stands beside (``paper``, with the paper's numbers) and what ours shows (``caption``)."""
+
+    file: str
+    caption: str
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A run that explains a claim that did not hold: experiment ``experiment`` with ``overrides``, run by the
+    full report (same scale and seed) when one of the claims ``explains`` did not hold. ``question`` says
+    what the run tests (e.g. "does HEAT reach SGD's error with the Thesis's number of updates?")."""
+
+    id: str
+    experiment: str
+    overrides: tuple[str, ...]
+    explains: tuple[str, ...]
+    question: str
+
+
+def no_tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
+    return []
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment: parameters, units, the computation of one unit, the final assembly, and what the
+    report shows of it.
+
+    ``finalize(config, results, out)`` receives the unit results in unit order, writes figures and raw
+    data into ``out`` and returns the ``results.json`` dictionary. Everything else the report shows is
+    derived from that dictionary (and the configuration): ``tables(results, config)``, the declared
+    ``figures`` (those present in the run directory) and the ``claims``
+    (:class:`~deeplandscape.experiments.claims.Claim`), each decided from the run; ``diagnostics`` are the
+    runs that explain a claim that did not hold. ``order`` places the experiment in listings and in the full
+    report (the papers' order).
     ``memory(config)``, where a size the user types can exceed the machine's memory, lists estimates of
     the largest allocations; a run whose estimate exceeds :func:`~deeplandscape.rundir.memory_limit` is
     refused before it starts.
@@ -223,8 +279,23 @@ class Experiment:
     params: dict[str, Param]
     units: Callable[[dict[str, Any]], list[Unit]]
     run_unit: Callable[[dict[str, Any], Unit, int], UnitResult]
-    finalize: Callable[[dict[str, Any], list[UnitResult], Path], tuple[dict[str, Any], str]]
+    finalize: Callable[[dict[str, Any], list[UnitResult], Path], dict[str, Any]]
     memory: Callable[[dict[str, Any]], list[MemoryNeed]] | None = None
+    tables: Callable[[dict[str, Any], dict[str, Any]], list[Table]] = no_tables
+    figures: tuple[Figure, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    order: int = 1000
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.claims]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Invalid experiment {self.name!r}: duplicate claim ids {ids}")
+        unknown = [d.id for d in self.diagnostics if not set(d.explains) <= set(ids)]
+        if unknown:
+            raise ValueError(
+                f"Invalid experiment {self.name!r}: diagnostics {unknown} explain unknown claims"
+            )
 
 
 def resolve_config(
@@ -489,13 +560,25 @@ def _run_held(
         else:
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
-    summary, report = experiment.finalize(config, results, out)
+    finalized = experiment.finalize(config, results, out)
+    # An experiment not yet declaring its tables returns (results, Markdown body).
+    summary, legacy_body = finalized if isinstance(finalized, tuple) else (finalized, "")
     summary, moved = split_timing(json.loads(json.dumps(summary)))
     wall = time.perf_counter() - start
     timing = {"wall_seconds": wall, "units_run_now": progress.computed}
     write_json(out / "timing.json", {**timing, "results_wall_seconds": moved} if moved else timing)
     write_json(out / "results.json", summary)
-    write_report(out, experiment, config, wall, report)
+    summary = json.loads((out / "results.json").read_text())  # what every later reader sees
+    section = section_of(
+        experiment, config, summary, out,
+        status="ran" if progress.computed == len(units) else "resumed",
+        command=command_for(experiment.name, config["scale"], config["seed"], out,
+                            overrides_of(experiment, config)),
+        wall_seconds=wall, legacy_body=legacy_body,
+    )  # fmt: skip
+    for warning in section.warnings:
+        print(f"[{experiment.name}] warning: {warning}", file=sys.stderr, flush=True)
+    write_run_report(out, section, config)
     return summary
 
 

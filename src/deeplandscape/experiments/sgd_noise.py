@@ -222,4 +222,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     finalize=finalize,
     memory=memory,
+    order=310,
 )

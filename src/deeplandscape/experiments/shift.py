@@ -134,4 +134,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     finalize=finalize,
     memory=memory,
+    order=160,
 )

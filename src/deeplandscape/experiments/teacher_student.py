@@ -250,4 +250,5 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    order=210,
 )

@@ -91,4 +91,5 @@ EXPERIMENT = Experiment(
     run_unit=run_unit,
     finalize=finalize,
     memory=memory,
+    order=140,
 )
