@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from deeplandscape import experiments
+from deeplandscape.app.report import write_index
+from deeplandscape.app.runner import run_experiment
 from deeplandscape.cli import main
-from deeplandscape.experiments.report import write_index
-from deeplandscape.experiments.runner import (
+from deeplandscape.experiments.spec import (
     ConfigError,
     Experiment,
     MemoryNeed,
@@ -29,7 +30,6 @@ from deeplandscape.experiments.runner import (
     Unit,
     UnitResult,
     resolve_config,
-    run_experiment,
 )
 from deeplandscape.rundir import RunDirError, config_digest, new_run_dir, with_version
 
@@ -414,7 +414,7 @@ INSPECT = [
 def test_inspect_validates_every_argument_before_any_instrument(tmp_path, capsys, monkeypatch, extra, named):
     """Situation 5: `inspect --lr -1` used to be refused only after two instruments had run."""
     ran: list[str] = []
-    monkeypatch.setattr("deeplandscape.analysis.inspect._spectrum", lambda *a: ran.append("spectrum"))
+    monkeypatch.setattr("deeplandscape.app.inspect._spectrum", lambda *a: ran.append("spectrum"))
     err = _cli_error(capsys, [*INSPECT, *extra, "--out", str(tmp_path / "out")])
     assert named in err
     assert ran == [] and list(tmp_path.iterdir()) == []
@@ -438,7 +438,7 @@ def test_inspect_keeps_finished_instruments_when_a_later_one_fails(tmp_path, mon
     def broken(*args):
         raise KeyboardInterrupt  # an interruption in the middle of the D(x) instrument
 
-    monkeypatch.setattr("deeplandscape.analysis.inspect._noise", broken)
+    monkeypatch.setattr("deeplandscape.app.inspect._noise", broken)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
         main([*INSPECT, "--out", str(out)])
@@ -453,7 +453,7 @@ def test_inspect_that_finished_nothing_leaves_nothing(tmp_path, monkeypatch):
     def broken(*args):
         raise FloatingPointError("the loss became nan")
 
-    monkeypatch.setattr("deeplandscape.analysis.inspect._spectrum", broken)
+    monkeypatch.setattr("deeplandscape.app.inspect._spectrum", broken)
     with pytest.raises(SystemExit):
         main([*INSPECT, "--out", str(tmp_path / "out")])
     assert list(tmp_path.iterdir()) == []

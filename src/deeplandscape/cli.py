@@ -94,7 +94,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from deeplandscape import experiments
-    from deeplandscape.experiments.runner import resolve_config, run_experiment
+    from deeplandscape.app.runner import run_experiment
+    from deeplandscape.experiments.spec import resolve_config
     from deeplandscape.rundir import discard, new_run_dir
 
     experiment = experiments.get(args.name)
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check_plan(plan, seed: int) -> None:
     """Resolve every planned run's configuration: a bad one fails before any experiment runs."""
     from deeplandscape import experiments
-    from deeplandscape.experiments.runner import resolve_config
+    from deeplandscape.experiments.spec import resolve_config
 
     for planned in plan:
         resolve_config(experiments.get(planned.name), planned.scale, seed, list(planned.overrides))
@@ -127,14 +128,14 @@ def _check_plan(plan, seed: int) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     """An index page over ``RUNS_DIR``, or with ``--all`` the full report of every experiment."""
-    from deeplandscape.experiments.report import write_index
+    from deeplandscape.app.report import write_index
 
     if not args.all:
         if args.only or args.scale or args.no_run:
             raise ValueError("Invalid options: --scale, --only and --no-run need --all")
         print(f"index: {write_index(Path(args.runs_dir or 'runs'))}")
         return 0
-    from deeplandscape.experiments.full_report import build_report, check_report_dir, plan_for
+    from deeplandscape.app.full_report import build_report, check_report_dir, plan_for
 
     scale = args.scale or "default"
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
@@ -155,7 +156,7 @@ def _report(args: argparse.Namespace) -> int:
         command=f"{command} {runs_dir}",
         settings=settings,
     )
-    from deeplandscape.experiments.report import count_line
+    from deeplandscape.app.report import count_line
 
     for section in report.sections:
         state = section.error if section.status == "failed" else count_line(section.claims)
@@ -169,7 +170,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     """RESULTS.md from full reports' report.json files (LABEL=PATH or PATH)."""
-    from deeplandscape.experiments.results_md import write_results
+    from deeplandscape.app.results_md import write_results
 
     pairs = []
     for item in args.reports:
@@ -182,7 +183,7 @@ def _results(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """:data:`DEMO_EXPERIMENTS` into one directory, ending with the full report over them; the directory is
     held (locked) until the demo ends."""
-    from deeplandscape.experiments.full_report import PlannedRun, build_report, check_report_dir
+    from deeplandscape.app.full_report import PlannedRun, build_report, check_report_dir
     from deeplandscape.rundir import hold, new_run_dir
 
     plan = []
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--out", default="RESULTS.md", help="where to write (default RESULTS.md)")
     results.set_defaults(func=_results)
 
-    from deeplandscape.analysis import inspect as inspect_command
+    from deeplandscape.app import inspect as inspect_command
 
     inspect = commands.add_parser(
         "inspect", help="landscape report of any model: Hessian, Fisher, D(x), width, slices"

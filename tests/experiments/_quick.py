@@ -3,7 +3,8 @@
 import json
 import re
 
-from deeplandscape.experiments.runner import resolve_config, run_experiment
+from deeplandscape.app.runner import run_experiment
+from deeplandscape.experiments.spec import resolve_config
 
 
 def check_tables(markdown):

@@ -8,7 +8,7 @@ from torch import nn
 
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments.entropy_sgd import EXPERIMENT as ENTROPY
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 from deeplandscape.optim import SAM
 
 

@@ -10,7 +10,7 @@ from deeplandscape import nets
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments import _sequence as S
 from deeplandscape.experiments import entropy_sgd
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 
 from ._quick import run_quick
 

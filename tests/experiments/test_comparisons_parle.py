@@ -17,7 +17,7 @@ from torch import nn
 from deeplandscape import nets
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments import parle as P
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 from deeplandscape.optim.elastic import ElasticSGD
 from deeplandscape.optim.parle import Parle
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deeplandscape.experiments import relaxation
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 
 from ._quick import run_quick
 

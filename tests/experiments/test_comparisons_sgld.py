@@ -9,7 +9,7 @@ import torch
 from deeplandscape import optim
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments import sgld
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 
 from ._quick import run_quick
 

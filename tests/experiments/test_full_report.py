@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from deeplandscape.experiments import _legacy_claims as fr
+from deeplandscape.app import _legacy_claims as fr
+from deeplandscape.app.full_report import PlannedRun, build_report
 from deeplandscape.experiments.claims import HELD, NOT_CHECKED, NOT_HELD, OUTCOMES
-from deeplandscape.experiments.full_report import PlannedRun, build_report
 from deeplandscape.htmlreport import markdown_to_html, slug
 
 # ------------------------------------------------------------------ claims on synthetic results.json

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deeplandscape.experiments import hessian_spectrum, limit_cycles, relaxation_1d, sgd_noise
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 
 from ._quick import run_quick
 

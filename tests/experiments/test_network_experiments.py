@@ -12,7 +12,7 @@ from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import exact_hessian
 from deeplandscape.experiments import choromanska_nets, gd_vs_sgd_nets, hessian_spectrum, teacher_student
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 
 from ..data._files import write_cifar_dir
 from ._quick import run_quick

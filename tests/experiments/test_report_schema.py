@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from deeplandscape import experiments
+from deeplandscape.app import full_report
+from deeplandscape.app.full_report import PlannedRun, build_report
 from deeplandscape.experiments import claims as c
-from deeplandscape.experiments import full_report
-from deeplandscape.experiments.full_report import PlannedRun, build_report
-from deeplandscape.experiments.runner import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
+from deeplandscape.experiments.spec import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
 
 PAPER_MEAN = 0.0  # "the coin is fair" (a paper we made up): the mean of ±1 draws is 0
 

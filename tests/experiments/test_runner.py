@@ -9,17 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deeplandscape.app.report import write_index
+from deeplandscape.app.runner import run_experiment
 from deeplandscape.experiments import available, get
-from deeplandscape.experiments.report import write_index
-from deeplandscape.experiments.runner import (
-    ConfigError,
-    Experiment,
-    Param,
-    Unit,
-    UnitResult,
-    resolve_config,
-    run_experiment,
-)
+from deeplandscape.experiments.spec import ConfigError, Experiment, Param, Unit, UnitResult, resolve_config
 from deeplandscape.htmlreport import markdown_to_html
 from deeplandscape.rundir import RunDirError
 

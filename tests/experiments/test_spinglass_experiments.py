@@ -5,7 +5,7 @@ import math
 import pytest
 
 from deeplandscape.experiments import get
-from deeplandscape.experiments.runner import resolve_config
+from deeplandscape.experiments.spec import resolve_config
 from deeplandscape.spinglass import theory
 
 from ._quick import run_quick

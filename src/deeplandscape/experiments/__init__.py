@@ -1,7 +1,7 @@
 """Experiments: one module per figure or table of the papers, run by :mod:`.runner`.
 
 The registry is derived from the modules: every module of this package whose name does not start with an
-underscore and that defines ``EXPERIMENT`` (an :class:`~deeplandscape.experiments.runner.Experiment`) is an
+underscore and that defines ``EXPERIMENT`` (an :class:`~deeplandscape.experiments.spec.Experiment`) is an
 experiment, listed in the order of its ``order`` field (the papers' order). :func:`register` adds one from
 elsewhere (a plug-in, a test). Modules are imported when the registry is first read.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import pkgutil
 from importlib import import_module
 
-from deeplandscape.experiments.runner import Experiment
+from deeplandscape.experiments.spec import Experiment
 
 # Modules of this package that hold the machinery rather than an experiment.
-_FRAMEWORK = {"claims", "runner", "report", "full_report"}
+_FRAMEWORK = {"claims", "spec"}
 _modules: dict[str, str] = {}  # experiment name → module that defines it (read anew on every get)
 _registered: dict[str, Experiment] = {}  # experiments added by register()
 _discovered = False

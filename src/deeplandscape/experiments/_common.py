@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplandscape.experiments.runner import Param
+from deeplandscape.experiments.spec import Param
 
 
 def descent_params(max_steps: int = 20_000) -> dict[str, Param]:

@@ -47,7 +47,7 @@ from deeplandscape import nets, optim
 from deeplandscape.analysis import HessianOperator, hutchinson_trace, lanczos
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Param, Unit, UnitResult, split_names
+from deeplandscape.experiments.spec import Param, Unit, UnitResult, split_names
 from deeplandscape.optim.batchnorm import recompute_batchnorm
 from deeplandscape.rundir import save_npz
 

@@ -76,7 +76,7 @@ from deeplandscape import nets, optim
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 from deeplandscape.optim import AnnealSGD, GradientNoise, estimate_network_size, noise_std
 
 CHANCE_ALIGNMENT = math.sqrt(2.0 / math.pi)  # E|N(0, 1)|: z of a direction independent of the weights

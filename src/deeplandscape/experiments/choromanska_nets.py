@@ -44,7 +44,7 @@ from deeplandscape.experiments import _memory
 from deeplandscape.experiments._annealing import anneal_ternary_mlp, calibrated_loss, ternary_logits
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 PAPER_PEARSON = {25: 0.7616, 50: 0.6861, 100: 0.5983, 250: 0.5302, 500: 0.4081}  # Choromanska Table 1

@@ -24,7 +24,7 @@ from deeplandscape.experiments.claims import (
     all_of,
     decide,
 )
-from deeplandscape.experiments.runner import Experiment, Figure, Param, Table, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Figure, Param, Table, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import theory
 

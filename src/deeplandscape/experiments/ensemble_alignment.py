@@ -42,7 +42,7 @@ from deeplandscape.analysis.alignment import average_models, overlap_matrix
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 KINDS = ("member", "ensemble", "naive-average", "aligned-average")

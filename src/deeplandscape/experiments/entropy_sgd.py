@@ -32,7 +32,7 @@ from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments import _sequence as S
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 METHODS = {

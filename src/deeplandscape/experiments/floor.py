@@ -18,7 +18,7 @@ import torch
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import PSpinGlass, descend, index, theory
 

@@ -13,7 +13,7 @@ from typing import Any
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import SplitPSpinGlass, descend
 

@@ -49,7 +49,7 @@ from deeplandscape.analysis import HessianOperator, exact_hessian, fisher_diagon
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult, split_names
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult, split_names
 from deeplandscape.rundir import save_npz
 
 MODELS = ("fc-digits", "lenet-digits", "lstm-chars", "small-lenet", "smallfc", "char-lstm")

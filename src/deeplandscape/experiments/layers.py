@@ -19,7 +19,7 @@ import torch
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 from deeplandscape.spinglass import PSpinGlass, descend, group_minima, index, newton_critical_points, theory
 

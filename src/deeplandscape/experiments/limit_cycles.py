@@ -31,7 +31,7 @@ from deeplandscape.analysis import TrajectoryRecorder, trajectory_spectrum
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 

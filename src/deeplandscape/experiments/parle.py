@@ -66,7 +66,7 @@ from deeplandscape import nets, optim
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import SCALES, Experiment, Param, Unit, UnitResult, resolve_config
+from deeplandscape.experiments.spec import SCALES, Experiment, Param, Unit, UnitResult, resolve_config
 from deeplandscape.optim.parle import split_dataset
 from deeplandscape.rundir import save_npz, write_json
 

@@ -18,7 +18,7 @@ import numpy as np
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.spinglass import PSpinGlass, descend, group_minima, mean_cosine_distance, theory
 
 REGIMES = ("exponential", "polynomial", "trivial")

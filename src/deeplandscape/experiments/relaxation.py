@@ -25,7 +25,7 @@ from typing import Any
 
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments._common import table
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 
 METHODS = {
     "entropy-sgd": C.Method("Entropy-SGD", "entropy-sgd",

@@ -33,7 +33,7 @@ from scipy.special import logsumexp
 
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 METHODS = ("sgd", "heat", "viscous-hj", "non-viscous-hj")

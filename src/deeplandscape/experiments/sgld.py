@@ -33,7 +33,7 @@ import torch
 
 from deeplandscape.experiments import _compare as C
 from deeplandscape.experiments._common import table
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 
 METHODS = {
     "sgld": C.Method("SGLD", "sgld", {"lr": 0.5}),

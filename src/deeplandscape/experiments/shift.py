@@ -24,7 +24,7 @@ import numpy as np
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, MemoryNeed, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, MemoryNeed, Param, Unit, UnitResult
 from deeplandscape.spinglass import PSpinGlass, descend
 
 JUMP = 0.5  # ‖σ − σ̃‖/√n beyond which descent left the basin (the sphere's diameter is 2)

@@ -31,7 +31,7 @@ from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.experiments._common import summary, table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.runner import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
 # Sagun et al. Table 1: training cost, test cost, test errors (of 10,000) and their std, per student size.

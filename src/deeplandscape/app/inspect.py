@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from deeplandscape.analysis._model import Batch, as_batches, trainable_parameters
 from deeplandscape.htmlreport import markdown_to_html
 from deeplandscape.rundir import (
     RunDirError,
@@ -51,8 +52,6 @@ from deeplandscape.rundir import (
     write_json,
     write_text,
 )
-
-from ._model import Batch, as_batches, trainable_parameters
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {
     "cross_entropy": nn.CrossEntropyLoss,
@@ -324,12 +323,12 @@ def _floats(values: Tensor | np.ndarray | list) -> list[float]:
 
 
 def _spectrum(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> tuple[dict, Any]:
-    from .hessian import exact_hessian
-    from .hvp import HessianOperator
-    from .lanczos import lanczos
-    from .slq import spectral_density
-    from .spectrum import density_statistics, spectrum_statistics
-    from .trace import hutchinson_trace
+    from deeplandscape.analysis.hessian import exact_hessian
+    from deeplandscape.analysis.hvp import HessianOperator
+    from deeplandscape.analysis.lanczos import lanczos
+    from deeplandscape.analysis.slq import spectral_density
+    from deeplandscape.analysis.spectrum import density_statistics, spectrum_statistics
+    from deeplandscape.analysis.trace import hutchinson_trace
 
     op = HessianOperator(model, loss_fn, batches, train=args.train_mode)
     d = op.dim
@@ -439,7 +438,7 @@ def _count_row(name: str, s: dict, key: str, d: int) -> str:
 
 
 def _fisher(model, loss_fn, batches, args, out: Path, arrays: dict) -> dict:
-    from .fisher import fisher_diagonal
+    from deeplandscape.analysis.fisher import fisher_diagonal
 
     fisher = fisher_diagonal(model, loss_fn, batches, train=args.train_mode)
     diag = fisher.diagonal.detach().cpu().double().numpy()
@@ -463,7 +462,7 @@ def _fisher(model, loss_fn, batches, args, out: Path, arrays: dict) -> dict:
 
 
 def _noise(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dict:
-    from .noise import diffusion_spectrum, sgd_temperature
+    from deeplandscape.analysis.noise import diffusion_spectrum, sgd_temperature
 
     subset = _subset(batches, sizes["noise_samples"])
     n = sum(len(x) for x, _ in subset)
@@ -502,7 +501,7 @@ def _noise(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dic
 
 
 def _width(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dict:
-    from .width import local_entropy, robust_width_from_estimates
+    from deeplandscape.analysis.width import local_entropy, robust_width_from_estimates
 
     estimates = [
         local_entropy(
@@ -548,7 +547,7 @@ def _width(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dic
 
 
 def _slices(model, loss_fn, batches, sizes, args, out: Path, arrays: dict, top) -> dict:
-    from .slices import loss_line, loss_plane, random_direction
+    from deeplandscape.analysis.slices import loss_line, loss_plane, random_direction
 
     d1 = random_direction(model, seed=args.seed + 20)
     d2 = random_direction(model, seed=args.seed + 21)
@@ -793,8 +792,8 @@ def _instruments(model, loss_fn, batches, sizes, args, config, out: Path, d: int
     """Write the configuration, run the instruments (saving results and arrays after each), then the
     report. ``results.json`` exists as soon as one instrument finished (with ``failed`` when a later one
     failed)."""
-    from ._functional import dataset_loss, parameter_vector
-    from ._model import preserved
+    from deeplandscape.analysis._functional import dataset_loss, parameter_vector
+    from deeplandscape.analysis._model import preserved
 
     write_json(out / "config.json", config)
     with preserved(model, train=args.train_mode), torch.no_grad():
@@ -844,7 +843,7 @@ def _instruments(model, loss_fn, batches, sizes, args, config, out: Path, d: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m deeplandscape.analysis.inspect --model ... --data ...``."""
+    """Stand-alone entry point: ``python -m deeplandscape.app.inspect --model ... --data ...``."""
     parser = argparse.ArgumentParser(prog="deeplandscape inspect", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

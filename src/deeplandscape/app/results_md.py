@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deeplandscape.app.report import markdown_table
 from deeplandscape.experiments.claims import NOT_HELD, OUTCOMES, UNDECIDABLE
-from deeplandscape.experiments.report import markdown_table
 
 
 def _statistic(claim: dict[str, Any]) -> str:

@@ -140,7 +140,7 @@ def command_for(name: str, scale: str, seed: int, out: Path | str, overrides: Se
 
 def overrides_of(experiment, config: dict[str, Any]) -> list[str]:
     """``KEY=VALUE`` for every key of ``config`` that differs from its scale's value."""
-    from deeplandscape.experiments.runner import resolve_config
+    from deeplandscape.experiments.spec import resolve_config
 
     plain = resolve_config(experiment, config["scale"], config["seed"])
     items = []

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from deeplandscape.analysis import inspect as inspect_cmd
 from deeplandscape.analysis.examples import gaussian_blobs, image_blobs, tiny_cnn, tiny_mlp
+from deeplandscape.app import inspect as inspect_cmd
 
 MLP = "deeplandscape.analysis.examples:tiny_mlp"
 BLOBS = "deeplandscape.analysis.examples:gaussian_blobs"

@@ -6,7 +6,7 @@ verdict on each of the papers' claims.
 - collects the finished run in ``runs_dir/<name>/`` when its ``config.json`` has the planned
   configuration and its ``results.json`` exists; resumes it when it is unfinished; runs it there when the
   directory holds nothing (:func:`collect_or_run`);
-- builds its :class:`~deeplandscape.experiments.report.Section` — the experiment's own claims decided on
+- builds its :class:`~deeplandscape.app.report.Section` — the experiment's own claims decided on
   the run, its tables and its figures — and writes ``runs_dir/report.md``, ``report.html`` and
   ``report.json`` (schema in the README, "The full report").
 
@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplandscape import __version__
-from deeplandscape.experiments.claims import NOT_CHECKED, NOT_HELD, OUTCOMES, Claim, Verdict
-from deeplandscape.experiments.report import (
+from deeplandscape.app.report import (
     ClaimResult,
     Section,
     cell,
@@ -37,6 +36,7 @@ from deeplandscape.experiments.report import (
     section_markdown,
     section_of,
 )
+from deeplandscape.experiments.claims import NOT_CHECKED, NOT_HELD, OUTCOMES, Claim, Verdict
 from deeplandscape.htmlreport import markdown_to_html, slug
 from deeplandscape.rundir import write_json, write_text
 
@@ -75,7 +75,8 @@ def collect_or_run(
     never overwritten) or a damaged file (named), and whatever the experiment raises.
     """
     from deeplandscape import experiments
-    from deeplandscape.experiments.runner import resolve_config, run_experiment
+    from deeplandscape.app.runner import run_experiment
+    from deeplandscape.experiments.spec import resolve_config
     from deeplandscape.rundir import read_json
 
     experiment = experiments.get(planned.name)
@@ -138,7 +139,7 @@ def check_report_dir(runs_dir: Path, option: str = "runs directory") -> None:
 
 def _legacy_claims(name: str, results: dict[str, Any], config: dict[str, Any]) -> tuple[ClaimResult, ...]:
     """The checks of an experiment that does not declare its claims yet, as claim results."""
-    from deeplandscape.experiments import _legacy_claims
+    from deeplandscape.app import _legacy_claims
 
     rows = []
     for k, old in enumerate(_legacy_claims.check_claims(name, results, config)):
@@ -184,7 +185,7 @@ def _section(planned: PlannedRun, out: Path, *, seed: int, run_missing: bool, qu
     wall = json.loads(timing.read_text()).get("wall_seconds") if timing.exists() else None
     section = section_of(experiment, config, results, out, status=status, command=command, wall_seconds=wall)
     if not experiment.claims:
-        from deeplandscape.experiments.runner import Figure
+        from deeplandscape.experiments.spec import Figure
 
         figures = tuple(Figure(p.name, p.stem.replace("_", " ")) for p in sorted(out.glob("*.png")))
         claims = _legacy_claims(planned.name, results, config)
@@ -343,7 +344,7 @@ def plan_for(
     """Every experiment (or the given ones, validated before any work) at ``scale``; ``settings``
     (``KEY: VALUE``) become overrides of every experiment that has the key (e.g. ``mnist_path``)."""
     from deeplandscape import experiments as registry
-    from deeplandscape.experiments.runner import SCALES
+    from deeplandscape.experiments.spec import SCALES
 
     if scale not in SCALES:
         raise ValueError(f"Invalid scale: {scale!r} (must be one of {', '.join(SCALES)})")
