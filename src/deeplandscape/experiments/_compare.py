@@ -223,6 +223,8 @@ class Curves:
     train_error: np.ndarray
     val_error: np.ndarray
     test_error: np.ndarray
+    test_per_sample: np.ndarray  # at the last point: 1.0 where a test sample is misclassified (images), or
+    # each test window's cross-entropy per character (sequences): what paired comparisons of two methods use
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -240,8 +242,9 @@ def reference(optimizer: torch.optim.Optimizer) -> Iterator[None]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, d: Tensors) -> dict[str, float]:
-    """Training loss and error, validation and test error (%) of ``model`` in evaluation mode.
+def evaluate(model: nn.Module, d: Tensors) -> dict[str, Any]:
+    """Training loss and error, validation and test error (%) of ``model`` in evaluation mode, and which
+    test samples it misclassifies (``test_per_sample``, 1.0 where wrong).
 
     Batch-norm statistics are first recomputed on the training set, since the running averages of an inner
     iterate do not belong to the reference weights.
@@ -252,20 +255,22 @@ def evaluate(model: nn.Module, d: Tensors) -> dict[str, float]:
     model.eval()
     try:
 
-        def loss_and_error(x: Tensor, y: Tensor) -> tuple[float, float]:
-            loss, wrong = 0.0, 0
+        def loss_and_wrong(x: Tensor, y: Tensor) -> tuple[float, np.ndarray]:
+            loss, wrong = 0.0, []
             for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH), strict=True):
                 out = model(xb)
                 loss += float(F.cross_entropy(out, yb, reduction="sum"))
-                wrong += int((out.argmax(1) != yb).sum())
-            return loss / len(y), 100.0 * wrong / len(y)
+                wrong.append((out.argmax(1) != yb).numpy())
+            return loss / len(y), np.concatenate(wrong).astype(np.float64)
 
-        train_loss, train_error = loss_and_error(d.x, d.y)
+        train_loss, train_wrong = loss_and_wrong(d.x, d.y)
+        test_wrong = loss_and_wrong(d.x_test, d.y_test)[1]
         return {
             "train_loss": train_loss,
-            "train_error": train_error,
-            "val_error": loss_and_error(d.x_val, d.y_val)[1],
-            "test_error": loss_and_error(d.x_test, d.y_test)[1],
+            "train_error": 100.0 * float(train_wrong.mean()),
+            "val_error": 100.0 * float(loss_and_wrong(d.x_val, d.y_val)[1].mean()),
+            "test_error": 100.0 * float(test_wrong.mean()),
+            "test_per_sample": test_wrong,
         }
     finally:
         model.train(was_training)
@@ -321,7 +326,7 @@ def single_model_step(
 
 def train(
     step: Step,
-    measure: Callable[[], dict[str, float]],
+    measure: Callable[[], dict[str, Any]],
     d: Tensors,
     *,
     epochs: float,
@@ -334,7 +339,7 @@ def train(
     n = len(d.y)
     budget = epochs * n
     marks = [budget * i / evaluations for i in range(evaluations + 1)]
-    rows: list[tuple[float, float, dict[str, float]]] = []
+    rows: list[tuple[float, float, dict[str, Any]]] = []
     done, seconds = 0, 0.0
     batches = batch_order(n, batch_size, seed)
     for mark in marks:
@@ -351,6 +356,7 @@ def train(
             k: np.array([r[2][k] for r in rows])
             for k in ("train_loss", "train_error", "val_error", "test_error")
         },
+        test_per_sample=np.asarray(rows[-1][2]["test_per_sample"]),
     )
 
 
@@ -498,7 +504,7 @@ def run_method(
             scheduler = schedule(optimizer) if schedule is not None else None
             extras: dict[str, list[float]] = {}
 
-            def measure() -> dict[str, float]:
+            def measure() -> dict[str, Any]:
                 with reference(optimizer):
                     values = task.evaluate(model, d)
                 for k, v in (extra(model, optimizer) if extra else {}).items():

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,26 +52,31 @@ def evaluate_sequence(model: nn.Module, d: C.Tensors) -> dict[str, float]:
     """Training loss (mean cross-entropy per character) and the perplexities ``exp(mean cross-entropy per
     character)`` of the training, validation and test windows, in evaluation mode.
 
-    The keys are those of :func:`~._compare.evaluate` (``*_error`` hold perplexities).
+    The keys are those of :func:`~._compare.evaluate` (``*_error`` hold perplexities, ``test_per_sample``
+    each test window's cross-entropy per character). Windows have equal length, so the mean over windows
+    is the mean per character.
     """
     was_training = model.training
     model.eval()
     try:
 
-        def mean_ce(x: Tensor, y: Tensor) -> float:
-            total = 0.0
+        def per_window(x: Tensor, y: Tensor) -> np.ndarray:
+            """Each window's cross-entropy per character."""
+            losses = []
             for xb, yb in zip(x.split(C.EVAL_BATCH), y.split(C.EVAL_BATCH), strict=True):
                 out = model(xb)
-                logits, targets = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
-                total += float(F.cross_entropy(logits, targets, reduction="sum"))
-            return total / y.numel()
+                ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1), reduction="none")
+                losses.append(ce.reshape(yb.shape).double().mean(1).numpy())
+            return np.concatenate(losses)
 
-        train_loss = mean_ce(d.x, d.y)
+        train_loss = float(per_window(d.x, d.y).mean())
+        test = per_window(d.x_test, d.y_test)
         return {
             "train_loss": train_loss,
             "train_error": math.exp(train_loss),
-            "val_error": math.exp(mean_ce(d.x_val, d.y_val)),
-            "test_error": math.exp(mean_ce(d.x_test, d.y_test)),
+            "val_error": math.exp(float(per_window(d.x_val, d.y_val).mean())),
+            "test_error": math.exp(float(test.mean())),
+            "test_per_sample": test,
         }
     finally:
         model.train(was_training)
