@@ -115,3 +115,7 @@ class DistributedElasticSGD(ElasticSGD):
     def collectives(self) -> int:
         """Number of ``all_reduce`` calls issued so far (0 without a process group)."""
         return getattr(self._averager, "collectives", 0)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"distributed-parle": DistributedParle, "distributed-elastic-sgd": DistributedElasticSGD}

@@ -270,3 +270,7 @@ def _check_knobs(g: dict[str, Any]) -> None:
     check_unit("alpha", g["alpha"])
     check_positive("noise", g["noise"], allow_zero=True)
     check_sgd_knobs(g)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"parle": Parle}
