@@ -12,24 +12,23 @@ from .ensemble import Ensemble, EnsembleHistory, EnsembleSGD, evaluate_ensemble,
 from .lenet import LeNet
 from .mnistfc import DeepThinMnistFC, MnistFC
 from .registry import (
-    SPECS,
     NetRow,
-    NetSpec,
     available,
     example_input,
     format_table,
     get,
     parameter_count,
     spec,
+    specs,
     table,
 )
 from .smallfc import SmallFC, SmallFCBN
+from .spec import NetSpec
 from .teacher import SAGUN_STUDENT_SIZES, SagunMLP
 
 __all__ = [
     "CHOROMANSKA_WIDTHS",
     "SAGUN_STUDENT_SIZES",
-    "SPECS",
     "AllCNN",
     "CharLSTM",
     "ChoromanskaNet",
@@ -51,6 +50,7 @@ __all__ = [
     "get",
     "parameter_count",
     "spec",
+    "specs",
     "table",
     "train_ensemble",
     "unit_cube_init_",
