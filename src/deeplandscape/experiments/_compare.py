@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets, optim
+from deeplandscape import nets, optim, progress
 from deeplandscape.analysis import HessianOperator, hutchinson_trace, lanczos
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
@@ -349,6 +349,7 @@ def train(
             done += step(d.x[idx], d.y[idx])
         seconds += time.perf_counter() - start
         rows.append((done / n, seconds, measure()))
+        progress.advance(len(rows) - 1, evaluations, "evaluation intervals")
     return Curves(
         effective_epochs=np.array([r[0] for r in rows]),
         wall_seconds=np.array([r[1] for r in rows]),
