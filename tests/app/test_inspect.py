@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from deeplandscape.analysis.examples import gaussian_blobs, image_blobs, tiny_cnn, tiny_mlp
 from deeplandscape.app import _instruments as instruments
 from deeplandscape.app import inspect as inspect_cmd
 from deeplandscape.cli import main
+from tests.analysis._zoo import dataset_hessian, loop_gradients
 
 from . import _models
 
@@ -43,39 +43,6 @@ def _loss(model: nn.Module, batches) -> float:
     with torch.no_grad():
         total = sum(float(nn.functional.cross_entropy(model(x.double()), y)) * len(x) for x, y in batches)
     return total / sum(len(x) for x, _ in batches)
-
-
-def _pick(raw, output):
-    return raw if output is None else raw[output]
-
-
-def _loop_gradients(model: nn.Module, batches, output=None) -> torch.Tensor:
-    """Per-sample gradients by a Python loop over samples, one autograd.grad each (float64, eval mode)."""
-    model = model.double().eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    rows = []
-    for x, y in batches:
-        for k in range(len(x)):
-            loss = nn.functional.cross_entropy(_pick(model(x[k : k + 1].double()), output), y[k : k + 1])
-            rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
-    return torch.stack(rows)
-
-
-def _dense_hessian(model: nn.Module, batches, output=None) -> torch.Tensor:
-    """The Hessian of the mean cross-entropy over all samples, by torch.autograd.functional.hessian."""
-    model = model.double().eval()
-    names = [n for n, p in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    x = torch.cat([x for x, _ in batches]).double()
-    y = torch.cat([y for _, y in batches])
-
-    def loss(flat: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(flat, [s.numel() for s in shapes])
-        params = {n: p.reshape(s) for n, p, s in zip(names, parts, shapes, strict=True)}
-        return nn.functional.cross_entropy(_pick(functional_call(model, params, (x,)), output), y)
-
-    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    return torch.autograd.functional.hessian(loss, flat)
 
 
 def test_inspect_end_to_end_on_a_tiny_mlp(tmp_path):
@@ -245,7 +212,7 @@ def test_inspect_on_an_lstm_takes_the_per_sample_loop(tmp_path):
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     assert "failed" not in results and {"fisher", "noise", "slices"} <= set(results)
-    g = _loop_gradients(_models.lstm(), _models.sequences())
+    g = loop_gradients(_models.lstm(), _models.sequences(), None)
     fisher = np.load(out / "landscape.npz")["fisher_diagonal"]
     expected = ((g**2).mean(0) - g.mean(0) ** 2).numpy()
     np.testing.assert_allclose(fisher, expected, rtol=1e-9, atol=1e-14)
@@ -264,18 +231,16 @@ def test_inspect_selects_the_output_of_a_dict_or_tuple_model(tmp_path, factory, 
         "--out", str(out), "--skip", "noise", "width", "slices",
     )  # fmt: skip
     assert status == 0
-    model, data = getattr(_models, factory)(), _models.vectors()
+    twin, data = getattr(_models, factory)(inplace=False).double().eval(), _models.vectors()
     results = json.loads((out / "results.json").read_text())
     with torch.no_grad():
-        truth = sum(
-            float(nn.functional.cross_entropy(model.double()(x.double())[key], y)) * len(x) for x, y in data
-        ) / sum(len(x) for x, _ in data)
-    assert results["loss"] == pytest.approx(truth, rel=1e-12)
+        truth = sum(float(nn.functional.cross_entropy(twin(x.double())[key], y)) * len(x) for x, y in data)
+    assert results["loss"] == pytest.approx(truth / sum(len(x) for x, _ in data), rel=1e-12)
     with np.load(out / "landscape.npz") as arrays:
         exact, fisher = arrays["hessian_eigenvalues"], arrays["fisher_diagonal"]
-    dense = torch.linalg.eigvalsh(_dense_hessian(model, data, key)).numpy()
+    dense = torch.linalg.eigvalsh(dataset_hessian(twin, data, key)).numpy()
     np.testing.assert_allclose(np.sort(exact), dense, atol=1e-10)
-    g = _loop_gradients(model, data, key)
+    g = loop_gradients(twin, data, key)
     np.testing.assert_allclose(fisher, ((g**2).mean(0) - g.mean(0) ** 2).numpy(), rtol=1e-9, atol=1e-14)
 
 
