@@ -346,3 +346,17 @@ def test_python_m_deeplandscape_app_inspect_is_the_same_command(tmp_path, capsys
     except SystemExit as exit_:
         status = exit_.code
     assert status == 2 and "Invalid --lr: -1.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_inspect_directory_of_an_earlier_version_is_never_written_into(tmp_path, capsys, resume):
+    """Earlier versions wrote ``"command": "inspect"`` and no experiment key: such a directory is refused,
+    with or without --resume, and left as it was."""
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"command": "inspect", "seed": 0}))
+    (out / "results.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert _status(*FAST, "--out", str(out), *(["--resume"] if resume else [])) == 2
+    assert "holds a run of 'inspect' written by an earlier version" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

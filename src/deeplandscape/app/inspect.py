@@ -584,13 +584,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if param.kind == "bool":
             parser.add_argument(flag(key), action="store_true", default=None, help=text)
         elif key in ("skip", "gammas"):
-            parser.add_argument(
-                flag(key), nargs="*" if key == "skip" else "+", default=None, metavar="VALUE", help=text
-            )
+            many = {"nargs": "*", "metavar": "NAME"} if key == "skip" else {"nargs": "+", "metavar": "GAMMA"}
+            parser.add_argument(flag(key), default=None, help=text, **many)
         else:
-            parser.add_argument(
-                flag(key), default=None, metavar="VALUE", required=key in ("model", "data"), help=text
-            )
+            parser.add_argument(flag(key), default=None, required=key in ("model", "data"), help=text)
     parser.add_argument("--out", default=None, help="run directory (default runs/inspect-<time>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random probe and direction")
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere, for smoke tests")

@@ -128,10 +128,10 @@ def check_run_dir(experiment: Experiment, config: dict[str, Any], out: Path, res
     if not isinstance(stored, dict):
         raise RunDirError(f"Damaged file: {out / 'config.json'} does not hold a configuration")
     if stored.get("experiment") != experiment.name:
-        holder = "inspect" if stored.get("command") == "inspect" else stored.get("experiment")
+        holder = stored.get("experiment") or stored.get("command")
+        what = f"{holder!r}" + (" written by an earlier version" if holder == experiment.name else "")
         raise RunDirError(
-            f"Invalid --out: {out} holds a run of {holder!r}, not of {experiment.name!r}; "
-            "choose another --out"
+            f"Invalid --out: {out} holds a run of {what}, not of {experiment.name!r}; choose another --out"
         )
     if not resume:
         raise RunDirError(
