@@ -436,7 +436,8 @@ def test_torchrun_gives_the_single_process_numbers(tmp_path):
     assert moved > 1e-3, "the master moved away from the initialization"
     for key in ("test_error", "val_error", "train_error", "effective_epochs"):
         assert multi["curves"][key] == pytest.approx(getattr(run.curves, key).tolist(), abs=1e-9), key
-    # a second run into the same directory is refused, the first one's files untouched
+    # a second run into the same directory is refused (each process exits with status 2, which torchrun
+    # reports as its own failure), the first one's files untouched
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 2 and "is not empty" in again.stderr
+    assert again.returncode != 0 and "is not empty" in again.stderr
     assert json.loads((out / "run.json").read_text()) == multi

@@ -155,12 +155,6 @@ CASES = {
                   _cmp("HJ", error_mean=1.1, hessian_top=3.5), _cmp("SGD", error_mean=1.2, hessian_top=5.0)]},
         [_set(("runs", 2, "error_mean"), 3.0), _set(("runs", 1, "hessian_top"), 9.0)],
     ),
-    "ensemble-alignment": (
-        {"member_error_mean": 8.0, "models": [
-            {"kind": "member", "error": 8.0}, {"kind": "ensemble", "error": 7.8},
-            {"kind": "naive-average", "error": 88.0}, {"kind": "aligned-average", "error": 20.0}]},
-        [_set(("models", 2, "error"), 25.0), _set(("models", 1, "error"), 9.0)],
-    ),
     "sgld": (
         {"runs": [_cmp("Entropy-SGD", error_mean=0.5, hessian_top=3.0),
                   _cmp("SGLD", error_mean=0.63, hessian_top=5.0)]},

@@ -715,27 +715,6 @@ def check_relaxation(results: dict[str, Any], config: dict[str, Any]) -> list[Cl
     return claims
 
 
-def check_ensemble_alignment(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    errors = {r["kind"]: r["error"] for r in results["models"] if r["kind"] != "member"}
-    member = results["member_error_mean"]
-    naive, aligned, ensemble = errors["naive-average"], errors["aligned-average"], errors["ensemble"]
-    return [
-        _claim(
-            "Thesis §5.0.1: the naive weight average of independently trained networks is far worse than the "
-            "permutation-aligned average (paper: 89.9% error, near chance; criterion: at least twice the "
-            "aligned average's error)",
-            naive >= 2 * aligned,
-            f"test error % naive {_g(naive)}, aligned {_g(aligned)}",
-        ),
-        _claim(
-            "Thesis §5.0.1: the softmax ensemble is at least as good as an individual network "
-            "(7.84% vs 8.04%)",
-            ensemble <= member,
-            f"test error % ensemble {_g(ensemble)}, members {_g(member)} on average",
-        ),
-    ]
-
-
 def check_sgld(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
     return [
         _pairwise(
@@ -767,7 +746,6 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "anneal": check_anneal,
     "entropy-sgd": check_entropy_sgd,
     "relaxation": check_relaxation,
-    "ensemble-alignment": check_ensemble_alignment,
     "sgld": check_sgld,
 }
 
@@ -894,12 +872,6 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
         "0.59%, 0.5%, 0.5% — all similar, HEAT the worst on lenet.",
         "train_loss.png": "Thesis Fig. 4.2: training loss against effective epochs (Entropy-SGD converges "
         "fastest on mnistfc).",
-    },
-    "ensemble-alignment": {
-        "overlap.png": "Thesis Fig. 5.1: the overlap ⟨xᵃ, xᵇ⟩/(|xᵃ||xᵇ|) of independently trained networks, "
-        "after a permutation alignment: similar for every pair and far below 1.",
-        "averages.png": "Thesis §5.0.1: six allcnn on CIFAR-10, 8.04 ± 0.16% each; the softmax ensemble "
-        "7.84%; the naive weight average 89.9% (near chance).",
     },
     "sgld": {
         "val_error.png": "Thesis §3.3.6: lenet on MNIST, SGLD with η/(1+t)^b 0.63 ± 0.1% after 300 epochs "
