@@ -76,13 +76,8 @@ FAR_RATIO = 0.5  # "far worse": the aligned average has at most half the naive a
 FAR_OVERLAP = 0.5  # "very far away": overlap below 1/2, i.e. distance above the networks' norm
 SIMILAR_SPREAD = 0.05  # "quite similar": a standard deviation below 0.05 on the overlap's scale [0, 1]
 
-_DATA = C.data_params()
 PARAMS = {
-    "data": Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-                  reference="mnist", paper="mnist"),
-    "mnist_path": _DATA["mnist_path"],
-    "train_subset": Param("int", 0, "use only this many training samples (0: all)", quick=256,
-                          reference=10000, low=0),
+    **C.mnist_reference_params(10000),
     "model": Param("str", "lenet", "network (an nn.Sequential, or a module whose .net is one)"),
     "k": Param("int", PAPER_K, "independently trained networks per group (Thesis Fig. 5.1: six)", quick=3,
                low=2),

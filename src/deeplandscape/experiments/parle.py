@@ -151,13 +151,8 @@ def _tie(paper: PaperNumber) -> float:
     return std / mean
 
 
-_DATA = C.data_params()
 PARAMS = {
-    "data": Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-                  reference="mnist", paper="mnist"),
-    "mnist_path": _DATA["mnist_path"],
-    "train_subset": Param("int", 0, "use only this many training samples (0: all)", quick=256,
-                          reference=10000, low=0),
+    **C.mnist_reference_params(10000),
     "models": Param("str", "lenet-parle", "networks, comma-separated (lenet-parle: Thesis §5.4.2)"),
     "methods": Param("str", ",".join(METHODS), "full-data methods (" + ", ".join(METHODS) + ")"),
     "replicas": Param("int", 3, "replicas n of Parle and Elastic-SGD on the full data (Thesis §5.4.2: three)",
