@@ -158,7 +158,7 @@ PARAMS = {
     "replicas": Param("int", 3, "replicas n of Parle and Elastic-SGD on the full data (Thesis §5.4.2: three)",
                       quick=2, paper=6, low=2),
     "splits": Param("str", "3:0.5", "split-data settings n:fraction, comma-separated (none: skip; fraction "
-                    "1/n: a disjoint partition)", quick="none", reference="3:0.5,6:0.25",
+                    "1/n: a disjoint partition)", quick="none",
                     paper="3:0.5,6:0.25"),
     "split_methods": Param("str", ",".join(SPLIT_METHODS), "methods of the split settings (sgd: SGD on a "
                            "random subset of one replica's size)"),
