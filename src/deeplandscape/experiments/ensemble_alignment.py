@@ -420,13 +420,13 @@ GROUPS = "over the groups of k networks (t) and the test images (bootstrap), 95%
 CLAIMS = (
     Claim(
         "ensemble-alignment.naive-near-chance",
-        "“A model that consists of the average weights of these independent networks (“one shot averaging”) "
-        f"performs extremely poorly: it obtains {PAPER_NAIVE}% validation error, which is close to random "
-        "guessing”",
+        "“A model that consists of the average weights of these independent networks (“one shot "
+        f"averaging”) performs extremely poorly: it obtains {PAPER_NAIVE}% validation error, which is close "
+        "to random guessing”",
         "Thesis §5.0.1",
         f"the accuracy of the naive weight average of k networks lies below {CHANCE_FACTOR:g}× chance (the "
-        "framework's 'at chance'); union of the t interval over the groups and the Wilson interval over the "
-        "test predictions",
+        "framework's 'at chance'); union of the t interval over the groups and the Wilson interval over "
+        "the test predictions",
         _decide_naive_near_chance,
         shown_in="section-5-0-1",
     ),
@@ -442,22 +442,20 @@ CLAIMS = (
     ),
     Claim(
         "ensemble-alignment.ensemble-no-worse",
-        "“Averaging their softmax predictions performs only slightly better than any individual network and "
-        f"the ensemble gets a validation error of {PAPER_ENSEMBLE}%” (members {PAPER_MEMBER}%)",
+        "“Averaging their softmax predictions performs only slightly better than any individual network "
+        f"and the ensemble gets a validation error of {PAPER_ENSEMBLE}%” (members {PAPER_MEMBER}%)",
         "Thesis §5.0.1",
         "the ensemble is at least as good as a member: the paired difference error(ensemble) − "
-        "error(member), "
-        "over every network beside its group's ensemble (t) and the test images (bootstrap), lies below the "
-        f"paper's member standard deviation relative to its error ({PAPER_MEMBER.value[1]}/"
-        f"{PAPER_MEMBER.value[0]}) times our members' error",
+        "error(member), over every network beside its group's ensemble (t) and the test images "
+        "(bootstrap), lies below the paper's member standard deviation relative to its error "
+        f"({PAPER_MEMBER.value[1]}/{PAPER_MEMBER.value[0]}) times our members' error",
         _decide_ensemble,
         shown_in="section-5-0-1",
     ),
     Claim(
         "ensemble-alignment.overlap-far",
         "“Even after aligning with respect to permutations, these copies are very far away from each other "
-        "in "
-        "the weight space”",
+        "in the weight space”",
         "Thesis §5.0.1, Fig. 5.1",
         f"the mean overlap q of an aligned network with the first of its group lies below {FAR_OVERLAP:g} "
         "(ours: with equal norms |x_a − x_b| = |x|√(2(1 − q)), so below 1/2 the networks are further apart "
@@ -470,8 +468,7 @@ CLAIMS = (
         "“Note that the overlap between any two independent networks is quite similar”",
         "Thesis Fig. 5.1",
         "the standard deviation of the aligned overlaps with the first network lies below "
-        f"{SIMILAR_SPREAD:g} "
-        "(ours: one colour on the overlap's scale [0, 1]); bootstrap over the networks",
+        f"{SIMILAR_SPREAD:g} (ours: one colour on the overlap's scale [0, 1]); bootstrap over the networks",
         _decide_overlap_similar,
         shown_in="overlap.png",
     ),
@@ -481,15 +478,15 @@ FIGURES = (
     Figure(
         "overlap.png",
         "overlap matrices q_ab of the networks of group 0, as trained and aligned to network 0",
-        "Thesis Fig. 5.1: ⟨x_a, x_b⟩/(|x_a||x_b|) for six allcnn networks trained independently with SGD on "
-        "CIFAR-10, after a permutation alignment: about the same for every pair, and far below 1.",
+        "Thesis Fig. 5.1: ⟨x_a, x_b⟩/(|x_a||x_b|) for six allcnn networks trained independently with SGD "
+        "on CIFAR-10, after a permutation alignment: about the same for every pair, and far below 1.",
     ),
     Figure(
         "averages.png",
         "test error of the ensemble and of the naive and aligned averages of the first j networks",
         f"Thesis §5.0.1: six allcnn on CIFAR-10, {PAPER_MEMBER}% each; the softmax ensemble "
-        f"{PAPER_ENSEMBLE}%; "
-        f"the naive weight average {PAPER_NAIVE}% (near chance); the aligned average {PAPER_ALIGNED}%.",
+        f"{PAPER_ENSEMBLE}%; the naive weight average {PAPER_NAIVE}% (near chance); the aligned average "
+        f"{PAPER_ALIGNED}%.",
     ),
 )
 

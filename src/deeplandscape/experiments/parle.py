@@ -434,8 +434,8 @@ def _scale_note(results: dict[str, Any], config: dict[str, Any]) -> str:
     test = "the 10,000 test images" if results["data"] == "mnist" else "the held-out digits"
     return (
         f"Ours: {config['models']}, {data}, {results['n_train']} training images, errors on {test}, mean ± "
-        f"std over {config['seeds']} seeds (same initializations and batch orders for every method), "
-        f"batch {config['batch_size']}, L = {config['L']}, Parle variant {config['variant']}, "
+        f"std over {config['seeds']} seeds (same initializations and batch orders for every method), batch "
+        f"{config['batch_size']}, L = {config['L']}, Parle variant {config['variant']}, "
         f"{config['epochs'] * config['budget_factor']:g} passes over the training set per replica; the "
         "paper's: lenet on MNIST, validation error over 3 runs, batch 128, one replica per GPU."
     )
@@ -486,18 +486,17 @@ def tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
         "comparison)."
     )
     shared = (
-        " The same runs measured at 1/n of their budget, where the n replicas together have computed as many "
-        "gradients as SGD at the end (the single-replica methods at their end)."
+        " The same runs measured at 1/n of their budget, where the n replicas together have computed as "
+        "many gradients as SGD at the end (the single-replica methods at their end)."
     )
     split = (
         " The paper's network is allcnn on CIFAR-10, ours lenet; with split data SGD is SGD on a random "
-        "subset "
-        "of one replica's size, with as many steps as every other run."
+        "subset of one replica's size, with as many steps as every other run. Settings run: "
+        f"{config['splits']} (n:fraction; – where not run at this scale)."
     )
     detail = (
         " Outer steps: Parle's and Entropy-SGD's updates of x^a (steps for the other methods). Hessian of "
-        "the "
-        "training loss on the first training samples at the master."
+        "the training loss on the first training samples at the master."
     )
     return [
         Table("table-5-1", "Thesis Table 5.1: every replica the whole budget (the papers' accounting)",
@@ -636,11 +635,10 @@ def _decide_flatter(run: RunData) -> Verdict:
 TIES = ", ".join(f"{label} {100 * _tie(p):.1f}%" for label, p in PAPER_TABLE_5_1.items() if label != "Parle")
 PAIRED = (
     "paired difference of errors in points: union of the t interval over seeds (same initialization and "
-    "batch "
-    "order) and the bootstrap interval over the test images, 95%"
+    "batch order) and the bootstrap interval over the test images, 95%"
 )
 GUARDS = (
-    f"guards: every method's accuracy shown above twice chance; Parle and Entropy-SGD at least "
+    "guards: every method's accuracy shown above twice chance; Parle and Entropy-SGD at least "
     f"{MIN_OUTER_STEPS} outer steps (their outer momentum 0.9 forgotten to 5%)"
 )
 
@@ -648,21 +646,19 @@ CLAIMS = (
     Claim(
         "parle.lowest-error",
         f"“Parle obtains a validation error of {PAPER_TABLE_5_1['Parle']}% with three replicas as compared "
-        "to "
-        "about 0.48-0.5% on lenet with SGD, Entropy-SGD and Elastic-SGD”",
+        "to about 0.48-0.5% on lenet with SGD, Entropy-SGD and Elastic-SGD”",
         "Thesis §5.4.2, Table 5.1",
         f"for each of Elastic-SGD, Entropy-SGD and SGD, every replica the whole budget, the {PAIRED}, of "
         "Parle − it lies below 0; it did not hold if it lies above the tie band: the paper's standard "
-        "deviation "
-        f"of that method relative to its error ({TIES}, Table 5.1) times our error of it — the paper's "
-        f"differences (0.04–0.06 points) are a few of its standard deviations; {GUARDS}",
+        f"deviation of that method relative to its error ({TIES}, Table 5.1) times our error of it — the "
+        f"paper's differences (0.04–0.06 points) are a few of its standard deviations; {GUARDS}",
         _decide_lowest,
         shown_in="table-5-1",
     ),
     Claim(
         "parle.underfits",
-        "“while SGD and Elastic-SGD always converge to near-zero training errors, both Entropy-SGD and Parle "
-        "have much larger training error and do not over-fit as much”",
+        "“while SGD and Elastic-SGD always converge to near-zero training errors, both Entropy-SGD and "
+        "Parle have much larger training error and do not over-fit as much”",
         "Thesis §5.4.5, Fig. 5.6 (CIFAR-10/100, SVHN; here lenet)",
         "the paired difference of training errors Parle − SGD and Parle − Elastic-SGD (training images of "
         f"the run, union of t over seeds and bootstrap over the images) lies above 0; {GUARDS}",
@@ -672,27 +668,23 @@ CLAIMS = (
     Claim(
         "parle.split-beats-subset",
         "with the data split between the replicas, Parle and Elastic-SGD stay far better than SGD with "
-        "access "
-        "to a random subset of one replica's size: “as expected, this is much worse than its error with "
-        "access to the full dataset” (Table 5.2: 5.89/6.51 against 7.86 at n = 3, 6.08/6.80 against 10.96 at "
-        "n = 6)",
+        "access to a random subset of one replica's size: “as expected, this is much worse than its error "
+        "with access to the full dataset” (Table 5.2: 5.89/6.51 against 7.86 at n = 3, 6.08/6.80 against "
+        "10.96 at n = 6)",
         "Thesis §5.5, Table 5.2",
         f"for each split setting, the {PAIRED}, of Parle − SGD on a subset and of Elastic-SGD − SGD on a "
-        "subset "
-        f"lies below 0; {GUARDS}",
+        f"subset lies below 0; {GUARDS}",
         _decide_split_subset,
         shown_in="table-5-2",
     ),
     Claim(
         "parle.split-beats-full-sgd",
         "“quite surprisingly, Parle obtains better error than SGD in spite of the dataset being split "
-        "between "
-        "the replicas” (Table 5.2: 5.89 and 6.08 against SGD's 6.15 ± 0.05 on all the data)",
+        "between the replicas” (Table 5.2: 5.89 and 6.08 against SGD's 6.15 ± 0.05 on all the data)",
         "Thesis §5.5, Table 5.2",
         f"for each split setting, the {PAIRED}, of Parle (split) − SGD (all the data) lies below 0; it did "
-        "not "
-        "hold if it lies above the tie band, the paper's standard deviation of SGD relative to its error "
-        f"(0.05/6.15, Table 5.2) times our error of SGD; {GUARDS}",
+        "not hold if it lies above the tie band, the paper's standard deviation of SGD relative to its "
+        f"error (0.05/6.15, Table 5.2) times our error of SGD; {GUARDS}",
         _decide_split_full,
         shown_in="table-5-2",
     ),
@@ -736,8 +728,7 @@ DIAGNOSTICS = (
         "parle-longer", "parle", ("budget_factor=3", "splits=none"),
         ("parle.lowest-error", "parle.underfits"),
         "With three times the steps per replica (three times Parle's outer steps), is Parle's error the "
-        "lowest, "
-        "and does SGD's training error fall below Parle's?",
+        "lowest, and does SGD's training error fall below Parle's?",
     ),
     Diagnostic(
         "parle-authors-code", "parle", ("variant=authors", "splits=none"),
@@ -749,8 +740,7 @@ DIAGNOSTICS = (
         "parle-split-longer", "parle", ("budget_factor=3", "methods=sgd"),
         ("parle.split-beats-subset", "parle.split-beats-full-sgd"),
         "With three times the steps per replica, do Parle and Elastic-SGD on split data beat SGD on a "
-        "subset, "
-        "and Parle beat SGD on all the data?",
+        "subset, and Parle beat SGD on all the data?",
     ),
 )  # fmt: skip
 
