@@ -230,27 +230,35 @@ def fake_run(tmp_path, spec: dict[tuple[str, str], dict]) -> RunData:
         rows.append({
             "model": "lenet-parle", "method": method, "key": s["key"], "setting": setting,
             "error_mean": 100 * float(test.mean()), "test_wrong": int(test.sum()), "test_trials": test.size,
-            "outer_steps": s.get("outer", 40.0),
+            "outer_steps": s.get("outer", 40.0), "gamma0": s.get("gamma0"), "gamma": s.get("gamma"),
+            "rho0": s.get("rho0"), "rho": s.get("rho"),
         })  # fmt: skip
         for name, a in (("test_per_sample", test), ("train_per_sample", train),
                         ("hessian_top", np.array(s.get("top", [5.0, 6.0, 7.0])))):  # fmt: skip
             arrays[P.array_key("lenet-parle", method, setting, name)] = a
     save_npz(tmp_path / "parle.npz", **arrays)
-    results = {"data": "mnist", "n_train": N_TRAIN, "min_outer_steps": P.MIN_OUTER_STEPS, "classes": 10,
-               "runs": rows}  # fmt: skip
+    results = {"data": "mnist", "n_train": N_TRAIN, "min_outer_steps": P.MIN_OUTER_STEPS,
+               "scope_left": P.SCOPE_LEFT, "classes": 10, "runs": rows}  # fmt: skip
     return RunData(results, {}, tmp_path)
 
 
 SPLIT = "n = 3, 50% each"
+SCOPED = {"gamma0": 100.0, "gamma": 85.0, "rho0": 1.0, "rho": 0.85}  # shrunk by 15%: scoping acted
 
 
 def good_spec() -> dict[tuple[str, str], dict]:
     """Every claim of the papers holds: Parle lowest and under-fitting, split runs beat the subset's SGD and
     Parle (split) beats SGD on all the data."""
     return {
-        ("Parle", P.FULL): {"key": "parle", "test": 0.02, "train": 0.06, "top": [3.0, 3.5, 4.0]},
-        ("Elastic-SGD", P.FULL): {"key": "elastic-sgd", "test": 0.05, "train": 0.01},
-        ("Entropy-SGD", P.FULL): {"key": "entropy-sgd", "test": 0.05, "train": 0.03},
+        ("Parle", P.FULL): {"key": "parle", "test": 0.02, "train": 0.06, "top": [3.0, 3.5, 4.0], **SCOPED},
+        ("Elastic-SGD", P.FULL): {"key": "elastic-sgd", "test": 0.05, "train": 0.01, "rho0": 1.0, "rho": 0.2},
+        ("Entropy-SGD", P.FULL): {
+            "key": "entropy-sgd",
+            "test": 0.05,
+            "train": 0.03,
+            "gamma0": 100.0,
+            "gamma": 85.0,
+        },
         ("SGD", P.FULL): {"key": "sgd", "test": 0.05, "train": 0.01, "top": [6.0, 6.1, 6.5]},
         ("Parle", SPLIT): {"key": "parle", "test": 0.03},
         ("Elastic-SGD", SPLIT): {"key": "elastic-sgd", "test": 0.04},
@@ -317,8 +325,8 @@ def test_lower_or_tie_against_its_bounds():
 
 
 def test_guards(tmp_path):
-    """Too few outer steps of Parle, or a baseline at chance: the comparisons are not decidable, with a
-    warning said once."""
+    """Too few outer steps of Parle, a baseline at chance, or a scope that has not shrunk: the comparisons
+    are not decidable, with a warning said once."""
     spec = good_spec()
     spec[("Parle", P.FULL)] = {**spec[("Parle", P.FULL)], "outer": 10.0}
     verdict = P.CLAIMS[0].evaluate(fake_run(tmp_path, spec))
@@ -328,6 +336,10 @@ def test_guards(tmp_path):
     spec[(P.SUBSET_LABEL, SPLIT)] = {**spec[(P.SUBSET_LABEL, SPLIT)], "test": 0.9}
     verdict = P.CLAIMS[2].evaluate(fake_run(tmp_path, spec))
     assert verdict.status == UNDECIDABLE and "chance" in verdict.reason
+    spec = good_spec()
+    spec[("Parle", P.FULL)] = {**spec[("Parle", P.FULL)], "gamma": 95.0}  # scoping has not acted
+    verdict = P.CLAIMS[1].evaluate(fake_run(tmp_path, spec))
+    assert verdict.status == UNDECIDABLE and "γ_k/γ0 (its scoping, eq. (5.10)) is 0.95" in verdict.reason
 
 
 def test_one_seed_and_missing_settings(tmp_path):
