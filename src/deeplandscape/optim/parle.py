@@ -381,8 +381,26 @@ def _inner_lr_of_group(group: dict[str, Any]) -> None:
         group["inner_lr"] = group["lr"]
 
 
+def _check_variant(g: dict[str, Any]) -> None:
+    """The variant, and what ``variant="authors"`` needs: its own momentum form, one learning rate."""
+    if g["variant"] not in VARIANTS:
+        raise ValueError(f"Invalid variant: {g['variant']!r} (must be one of {', '.join(VARIANTS)})")
+    if g["variant"] == "authors":
+        if not g["nesterov"]:
+            raise ValueError(
+                f"Invalid nesterov: {g['nesterov']} (variant='authors' has the authors' own momentum form; "
+                "it needs nesterov=True and momentum > 0)"
+            )
+        if g["inner_lr"] != g["lr"]:
+            raise ValueError(
+                f"Invalid inner_lr: {g['inner_lr']} (variant='authors' uses one learning rate for both "
+                f"loops: leave inner_lr unset or equal to lr = {g['lr']})"
+            )
+
+
 def _check_knobs(g: dict[str, Any]) -> None:
     """``ValueError("Invalid <name>: <value> (…)")`` for a bad knob of a param group (or the defaults)."""
+    _check_variant(g)
     check_positive("lr", g["lr"], allow_zero=True)
     check_positive("inner_lr", g["inner_lr"], allow_zero=True)
     L = g["L"]
@@ -398,16 +416,3 @@ def _check_knobs(g: dict[str, Any]) -> None:
     check_unit("alpha", g["alpha"])
     check_positive("noise", g["noise"], allow_zero=True)
     check_sgd_knobs(g)
-    if g["variant"] not in VARIANTS:
-        raise ValueError(f"Invalid variant: {g['variant']!r} (must be one of {', '.join(VARIANTS)})")
-    if g["variant"] == "authors":
-        if not g["nesterov"]:
-            raise ValueError(
-                f"Invalid nesterov: {g['nesterov']} (variant='authors' has the authors' own momentum form; "
-                "it needs nesterov=True and momentum > 0)"
-            )
-        if g["inner_lr"] != g["lr"]:
-            raise ValueError(
-                f"Invalid inner_lr: {g['inner_lr']} (variant='authors' uses one learning rate for both "
-                f"loops: leave inner_lr unset or equal to lr = {g['lr']})"
-            )
