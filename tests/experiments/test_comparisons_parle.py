@@ -453,3 +453,14 @@ def test_torchrun_gives_the_single_process_numbers(tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "is not empty" in again.stderr
     assert json.loads((out / "run.json").read_text()) == multi
+
+
+@pytest.mark.parametrize("scale", ["quick", "default", "reference", "paper"])
+def test_diagnostics_are_valid_runs(scale):
+    """Every diagnostic's overrides make a valid configuration at every scale, and lengthen or change what
+    the claims it explains compare."""
+    for diagnostic in P.DIAGNOSTICS:
+        assert diagnostic.experiment == "parle"
+        config = resolve_config(P.EXPERIMENT, scale, 0, list(diagnostic.overrides))
+        assert P.units(config)
+        assert config["budget_factor"] > 1 or config["variant"] == "authors"

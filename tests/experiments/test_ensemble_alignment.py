@@ -166,3 +166,12 @@ def test_quick_run(tmp_path):
     last = results["by_count"][-1]
     assert last["naive-average"] == results["averages"][0]["naive"]["error"]
     assert (out / "overlap.png").exists() and (out / "averages.png").exists()
+
+
+@pytest.mark.parametrize("scale", ["quick", "default", "reference", "paper"])
+def test_diagnostics_are_valid_runs(scale):
+    from deeplandscape.experiments.spec import resolve_config
+
+    for diagnostic in E.DIAGNOSTICS:
+        config = resolve_config(E.EXPERIMENT, scale, 0, list(diagnostic.overrides))
+        assert diagnostic.experiment == "ensemble-alignment" and E.units(config)
