@@ -408,8 +408,8 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> di
            for r in results for k, a in r.arrays.items()},
     )  # fmt: skip
     per_pass = math.ceil(n_train / config["batch_size"])
-    save(plot_settings(results, lambda r: r.arrays["extra_steps"].mean(0) / per_pass,
-                       "passes per replica (= wall clock with one replica per device)"),
+    steps = "steps per replica, in passes over the training set (= wall clock, a replica per device)"
+    save(plot_settings(results, lambda r: r.arrays["extra_steps"].mean(0) / per_pass, steps),
          out / "error.png")  # fmt: skip
     save(plot_settings(results, lambda r: r.arrays["effective_epochs"].mean(0),
                        "effective epochs (the gradients of all replicas)"),
@@ -723,8 +723,7 @@ CLAIMS = (
 FIGURES = (
     Figure(
         "error.png",
-        "test error (top) and training error (bottom) against passes per replica, one column per data "
-        "setting",
+        "test error (top) and training error (bottom) against steps per replica, one column per data setting",
         "Thesis Fig. 5.3, Table 5.1 (lenet, MNIST): validation error against wall-clock time, Parle "
         f"{PAPER_TABLE_5_1['Parle']}%, Elastic-SGD {PAPER_TABLE_5_1['Elastic-SGD']}%, Entropy-SGD "
         f"{PAPER_TABLE_5_1['Entropy-SGD']}%, SGD {PAPER_TABLE_5_1['SGD']}%; Fig. 5.6: the training error of "
