@@ -232,7 +232,8 @@ def plot_by_count(by_count: list[dict[str, float]], members: list[float]):
     ax.set_xlabel("networks j (the first j of group 0)")
     ax.set_ylabel("test error %")
     ax.set_yscale("symlog", linthresh=1.0)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     return fig
 

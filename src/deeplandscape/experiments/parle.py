@@ -395,6 +395,7 @@ def plot_settings(results: Sequence[UnitResult], x_of: Callable[[UnitResult], np
             axes[row, col].set_ylabel(ylabel)
             axes[row, col].set_xlabel(xlabel)
             axes[row, col].set_yscale("symlog", linthresh=1.0)
+            axes[row, col].set_ylim(bottom=0)
         axes[0, col].legend(fontsize=7)
     fig.tight_layout()
     return fig
