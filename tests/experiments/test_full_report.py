@@ -155,22 +155,6 @@ CASES = {
                   _cmp("HJ", error_mean=1.1, hessian_top=3.5), _cmp("SGD", error_mean=1.2, hessian_top=5.0)]},
         [_set(("runs", 2, "error_mean"), 3.0), _set(("runs", 1, "hessian_top"), 9.0)],
     ),
-    "parle": (
-        {"runs": [_cmp("Parle", error_mean=0.9, train_error_mean=0.5, hessian_top=2.0, setting="full data"),
-                  _cmp("Elastic-SGD", error_mean=1.0, train_error_mean=0.2, hessian_top=3.0,
-                       setting="full data"),
-                  _cmp("SGD", error_mean=1.2, train_error_mean=0.1, hessian_top=5.0, setting="full data"),
-                  _cmp("Parle", error_mean=1.5, setting="n = 3, 50% each"),
-                  _cmp("SGD (random subset)", error_mean=2.5, setting="n = 3, 50% each")]},
-        [_set(("runs", 0, "error_mean"), 1.1), _set(("runs", 0, "train_error_mean"), 0.05),
-         _set(("runs", 3, "error_mean"), 3.0), _set(("runs", 0, "hessian_top"), 9.0)],
-    ),
-    "ensemble-alignment": (
-        {"member_error_mean": 8.0, "models": [
-            {"kind": "member", "error": 8.0}, {"kind": "ensemble", "error": 7.8},
-            {"kind": "naive-average", "error": 88.0}, {"kind": "aligned-average", "error": 20.0}]},
-        [_set(("models", 2, "error"), 25.0), _set(("models", 1, "error"), 9.0)],
-    ),
     "sgld": (
         {"runs": [_cmp("Entropy-SGD", error_mean=0.5, hessian_top=3.0),
                   _cmp("SGLD", error_mean=0.63, hessian_top=5.0)]},

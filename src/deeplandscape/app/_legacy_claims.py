@@ -715,75 +715,6 @@ def check_relaxation(results: dict[str, Any], config: dict[str, Any]) -> list[Cl
     return claims
 
 
-def check_parle(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    parle = _exact("parle")
-
-    def best_other(methods: dict[str, dict]) -> dict | None:
-        rows = [
-            r
-            for name, r in methods.items()
-            if name in ("elasticsgd", "entropysgd", "sgd") and _error(r) is not None
-        ]
-        return min(rows, key=_error) if rows else None
-
-    def underfits(a: dict, b: dict) -> bool | None:
-        ta, tb = a.get("train_error_mean"), b.get("train_error_mean")
-        return None if not (_finite(ta) and _finite(tb)) else ta > tb
-
-    return [
-        _pairwise(
-            results,
-            "Thesis Table 5.1: Parle has the lowest error of Parle, Elastic-SGD, Entropy-SGD and SGD",
-            parle,
-            best_other,
-            lambda a, b: None if _error(a) is None or _error(b) is None else _error(a) <= _error(b),
-            _show_errors,
-        ),
-        _pairwise(
-            results,
-            "Thesis Fig. 5.6: Parle under-fits: its training error stays above SGD's",
-            parle,
-            _exact("sgd"),
-            underfits,
-            lambda a, b: (
-                f"train error {a['method']} {_g(a.get('train_error_mean'))}, {b['method']} "
-                f"{_g(b.get('train_error_mean'))}"
-            ),
-        ),
-        _pairwise(
-            results,
-            "Thesis Table 5.2: with the data split between replicas, Parle beats SGD on a random subset "
-            "of one replica's size",
-            parle,
-            _exact("sgdrandomsubset"),
-            _lower_error,
-            _show_errors,
-        ),
-        _flatness_claim(results, "Thesis Ch. 5: Parle", parle, _exact("sgd")),
-    ]
-
-
-def check_ensemble_alignment(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    errors = {r["kind"]: r["error"] for r in results["models"] if r["kind"] != "member"}
-    member = results["member_error_mean"]
-    naive, aligned, ensemble = errors["naive-average"], errors["aligned-average"], errors["ensemble"]
-    return [
-        _claim(
-            "Thesis §5.0.1: the naive weight average of independently trained networks is far worse than the "
-            "permutation-aligned average (paper: 89.9% error, near chance; criterion: at least twice the "
-            "aligned average's error)",
-            naive >= 2 * aligned,
-            f"test error % naive {_g(naive)}, aligned {_g(aligned)}",
-        ),
-        _claim(
-            "Thesis §5.0.1: the softmax ensemble is at least as good as an individual network "
-            "(7.84% vs 8.04%)",
-            ensemble <= member,
-            f"test error % ensemble {_g(ensemble)}, members {_g(member)} on average",
-        ),
-    ]
-
-
 def check_sgld(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
     return [
         _pairwise(
@@ -815,8 +746,6 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "anneal": check_anneal,
     "entropy-sgd": check_entropy_sgd,
     "relaxation": check_relaxation,
-    "parle": check_parle,
-    "ensemble-alignment": check_ensemble_alignment,
     "sgld": check_sgld,
 }
 
@@ -943,19 +872,6 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
         "0.59%, 0.5%, 0.5% — all similar, HEAT the worst on lenet.",
         "train_loss.png": "Thesis Fig. 4.2: training loss against effective epochs (Entropy-SGD converges "
         "fastest on mnistfc).",
-    },
-    "parle": {
-        "error.png": "Thesis Table 5.1 (lenet, MNIST, n = 6): Parle 0.44 ± 0.01%, Elastic-SGD 0.48 ± 0.01%, "
-        "Entropy-SGD 0.49 ± 0.01%, SGD 0.5 ± 0.01%; Table 5.2: with the data split (n = 3, 50%; n = 6, 25%) "
-        "Parle and Elastic-SGD stay far better than SGD on a random subset.",
-        "error_per_replica.png": "Thesis Fig. 5.2–5.5: error against epochs of each replica.",
-        "wall_clock.png": "Thesis Table 5.1: error against wall-clock time (Parle 4.24 min, SGD 5.6 min).",
-    },
-    "ensemble-alignment": {
-        "overlap.png": "Thesis Fig. 5.1: the overlap ⟨xᵃ, xᵇ⟩/(|xᵃ||xᵇ|) of independently trained networks, "
-        "after a permutation alignment: similar for every pair and far below 1.",
-        "averages.png": "Thesis §5.0.1: six allcnn on CIFAR-10, 8.04 ± 0.16% each; the softmax ensemble "
-        "7.84%; the naive weight average 89.9% (near chance).",
     },
     "sgld": {
         "val_error.png": "Thesis §3.3.6: lenet on MNIST, SGLD with η/(1+t)^b 0.63 ± 0.1% after 300 epochs "

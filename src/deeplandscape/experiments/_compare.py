@@ -78,6 +78,17 @@ def data_params(**overrides: Param) -> dict[str, Param]:
     return params
 
 
+def mnist_reference_params(train_subset: int) -> dict[str, Param]:
+    """``data``, ``mnist_path`` and ``train_subset`` of :func:`data_params`, with real MNIST and the first
+    ``train_subset`` training images at the reference scale."""
+    base = data_params()
+    return {
+        "data": replace(base["data"], reference="mnist"),
+        "mnist_path": base["mnist_path"],
+        "train_subset": replace(base["train_subset"], reference=train_subset),
+    }
+
+
 # The shorter budget of the Thesis comparisons (entropy-sgd, relaxation, sgld) at the default scale.
 IMAGE_EPOCHS = Param(
     "float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0, low=0.01
