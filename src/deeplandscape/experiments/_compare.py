@@ -91,11 +91,13 @@ def data_params(**overrides: Param) -> dict[str, Param]:
 
 
 def protocol_params(**overrides: Param) -> dict[str, Param]:
-    """The parameters of the papers' protocol (issue of the comparisons of AnnealSGD paper §5 and Thesis
-    Ch. 3–4): the width at the solution as the Thesis measures it (Local Entropy on a grid of scopes, the
-    robust width; :mod:`._flatness`) beside a scale-invariant sharpness, a budget multiplier (for the runs
-    that explain a claim) and the training samples of the evaluations. An experiment that declares them
-    gets these measurements from :func:`run_method` and :func:`search_then_seeds`."""
+    """The parameters of the papers' protocol (the comparisons of AnnealSGD paper §5 and Thesis Ch. 3–4),
+    to be given to :func:`data_params` after its own: budgets sized for :data:`MINIMUM_UPDATES` at every
+    scale, five seeds, the papers' settings without search, real MNIST at the reference scale, the width at
+    the solution as the Thesis measures it (Local Entropy on a grid of scopes, the robust width;
+    :mod:`._flatness`) beside a scale-invariant sharpness, a budget multiplier (for the runs that explain a
+    claim) and the training samples of the evaluations. An experiment that declares them gets these
+    measurements from :func:`run_method` and :func:`search_then_seeds`."""
     params = {
         "width_gammas": Param("floats", [1e-4, 3e-4, 1e-3, 3e-3], "scopes γ of Local Entropy f_γ(x) "
                               "(Thesis eq. (4.11), β = 1: y ~ N(x, γI)), increasing", low=1e-12),
@@ -107,6 +109,16 @@ def protocol_params(**overrides: Param) -> dict[str, Param]:
         "width_steps": Param("int", 10, "Langevin steps averaged per chain (after the burn-in)", quick=4,
                              paper=100, low=1),
         "width_burnin": Param("int", 5, "Langevin burn-in steps per chain", quick=2, paper=50, low=0),
+        "data": Param("str", "digits", "data set (digits are up-sampled to 28×28)",
+                      choices=("digits", "mnist"), reference="mnist", paper="mnist"),
+        # Sized so that the two-loop methods complete MINIMUM_UPDATES: 27 epochs of the 1,221 training digits
+        # in batches of 16 (2,079 steps) and 1.5 of MNIST's 50,000 images in batches of 32 (2,345 steps).
+        "epochs": Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5,
+                        paper=100.0, low=0.01),
+        "batch_size": Param("int", 16, "mini-batch size", reference=32, paper=128, low=1),
+        "seeds": Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, low=1),
+        "lr_factors": Param("floats", [1.0], "step sizes tried per method (× its default; 1: the papers' "
+                            "settings, no search)", low=1e-6),
         "budget_scale": Param("float", 1.0, "multiplies every budget of effective epochs (1: the scale's)",
                               low=0.01),
         "eval_samples": Param("int", 0, "training samples of the training loss/error and of the batch-norm "

@@ -47,7 +47,7 @@ from deeplandscape.experiments.claims import (
 from deeplandscape.experiments.claims import (
     error_difference as test_error_difference,
 )
-from deeplandscape.experiments.spec import Table
+from deeplandscape.experiments.spec import Diagnostic, Table
 
 CLASSES = 10  # the image tasks (MNIST, digits)
 
@@ -208,6 +208,41 @@ def case_verdict(decision) -> Verdict:
     """The verdict of one case of a claim: ``decision``'s, or the one that the exception it raised stands
     for (a guard, a straddling interval, a missing measurement), as :meth:`Claim.evaluate` gives it."""
     return Claim("case", "one case of a claim", "–", "–", decision).evaluate(RunData({}, {}))
+
+
+# ---------------------------------------------------------------------------------------------- diagnostics
+
+
+def longer_run(
+    experiment: str, overrides: Sequence[str], explains: Sequence[str], factor: float = 4
+) -> Diagnostic:
+    """The run that asks whether a verdict is the budget's: ``factor`` × the budget (drops at the same
+    fractions of the run)."""
+    return Diagnostic(
+        f"{experiment}-longer", experiment, (*overrides, f"budget_scale={factor:g}"), tuple(explains),
+        f"With {factor:g} times the budget (the step-size drops at the same fractions of the run), does the "
+        "verdict change? A change points at the budget, not the method.",
+    )  # fmt: skip
+
+
+def search_run(experiment: str, overrides: Sequence[str], explains: Sequence[str]) -> Diagnostic:
+    """The run that asks whether a verdict is the tuning's: every method's step size searched."""
+    return Diagnostic(
+        f"{experiment}-search", experiment, (*overrides, "lr_factors=0.5,1,2"), tuple(explains),
+        "With every method's step size (the Langevin step η of Entropy-SGD and HJ) searched over "
+        "×{0.5, 1, 2} on the validation split, does the verdict change? A change points at the tuning.",
+    )  # fmt: skip
+
+
+def width_precision_run(experiment: str, overrides: Sequence[str], explains: Sequence[str]) -> Diagnostic:
+    """The run that asks whether a width verdict is the Local Entropy estimates' precision's."""
+    return Diagnostic(
+        f"{experiment}-width-precision", experiment,
+        (*overrides, "width_samples=512", "width_chains=4", "width_steps=40", "width_burnin=20"),
+        tuple(explains),
+        "With four times the training samples and longer, more numerous Langevin chains, is the width "
+        "verdict the same? A change points at the precision of the Local Entropy estimates.",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -317,21 +317,17 @@ def measurement(x: Tensor, y: Tensor) -> Callable[[nn.Module, torch.optim.Optimi
 # ---------------------------------------------------------------------------------------------- experiment
 
 PARAMS = C.data_params(
-    **C.protocol_params(),
+    **C.protocol_params(
+        epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5,
+                     paper=50.0, low=0.01),
+        seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, paper=10,
+                    low=1),
+    ),
     models=Param("str", "mnistfc-deep,lenet-anneal", "networks, comma-separated (mnistfc-deep, lenet-anneal)",
                  quick="mnistfc-deep"),
     methods=Param("str", "adam,anneal,noise", "methods, comma-separated (adam: Adam; anneal: AnnealSGD; "
                   "noise: resampled annealed gradient noise; sam: SAM)"),
-    epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5, paper=50.0,
-                 low=0.01),
-    batch_size=Param("int", 16, "mini-batch size", reference=32, paper=128, low=1),
     evaluations=Param("int", 9, "evaluation points along training", quick=3, reference=6, paper=50, low=1),
-    seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, paper=10,
-                low=1),
-    lr_factors=Param("floats", [1.0], "step sizes tried per method (× its default; 1: the paper's settings, "
-                     "no search)", low=1e-6),
-    data=Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-               reference="mnist", paper="mnist"),
     hessian_samples=Param("int", 128, "training samples for the Hessian at the solution", quick=64,
                           paper=1024, low=1),
     tau0_scale=Param("float", 0.2, "τ0 = tau0_scale × the paper's τ0 (500 for mnistfc-deep, 1000 for "
@@ -687,18 +683,9 @@ CLAIMS = (
 )
 
 DIAGNOSTICS = (
-    Diagnostic(
-        "anneal-longer", "anneal", ("budget_scale=3",),
-        ("anneal.error", "anneal.fixed-field", "anneal.noise-helps", "anneal.alignment"),
-        "With three times the budget (τ0 unchanged: the field off for longer at the end), does the verdict "
-        "change? A change points at the budget, not the method.",
-    ),
-    Diagnostic(
-        "anneal-search", "anneal", ("lr_factors=0.5,1,2",), ("anneal.error", "anneal.fixed-field",
-                                                                "anneal.noise-helps"),
-        "With every method's step size searched over ×{0.5, 1, 2} on the validation split (the paper tuned "
-        "the baseline's, then used them for AnnealSGD), does the verdict change? A change points at tuning.",
-    ),
+    V.longer_run("anneal", (), ("anneal.error", "anneal.fixed-field", "anneal.noise-helps",
+                                "anneal.alignment"), factor=3),
+    V.search_run("anneal", (), ("anneal.error", "anneal.fixed-field", "anneal.noise-helps")),
     Diagnostic(
         "anneal-strong-field", "anneal", ("models=mnistfc-deep", "methods=adam,anneal", "j_scale=10"),
         ("anneal.faster-early", "anneal.min-grad"),

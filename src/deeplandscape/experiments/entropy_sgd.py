@@ -46,7 +46,7 @@ from deeplandscape.experiments import _verdicts as V
 from deeplandscape.experiments._plot import save
 from deeplandscape.experiments.claims import Claim, PaperNumber, RunData, Verdict, all_of, decide
 from deeplandscape.experiments.relaxation import SIMILAR_MARGIN, SIMILAR_SOURCE
-from deeplandscape.experiments.spec import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Figure, Param, Table, Unit, UnitResult
 
 SGD_SETTINGS = {"lr": 0.1, "momentum": 0.9, "nesterov": True}
 METHODS = {
@@ -81,14 +81,6 @@ for _method in ("Entropy-Adam", "Adam"):
 
 PARAMS = C.data_params(
     **C.protocol_params(),
-    epochs=Param("float", 27.0, "budget of effective epochs per run (image networks)", quick=1.0,
-                 reference=1.5, paper=100.0, low=0.01),
-    batch_size=Param("int", 16, "mini-batch size (image networks)", reference=32, paper=128, low=1),
-    seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, low=1),
-    lr_factors=Param("floats", [1.0], "step sizes tried per method (× its default; 1: the papers' settings, "
-                     "no search)", low=1e-6),
-    data=Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-               reference="mnist", paper="mnist"),
     models=Param("str", "lenet,char-lstm", "networks, comma-separated (char-lstm, char-lstm-2x128: "
                  "the character task)", quick="lenet,char-lstm", reference="mnistfc,lenet,char-lstm",
                  paper="mnistfc,lenet,char-lstm-2x128"),
@@ -295,27 +287,10 @@ CLAIMS = (
 
 _ALL = ("methods=adam,sgd,entropy-sgd", "char_methods=adam,entropy-adam")
 DIAGNOSTICS = (
-    Diagnostic(
-        "entropy-sgd-longer", "entropy-sgd", (*_ALL, "budget_scale=4"),
-        ("entropy-sgd.comparable", "entropy-sgd.char", "entropy-sgd.wider"),
-        "With four times the budget (Entropy-SGD ≥ 400 outer updates, its step-size drops at the same "
-        "fractions of the run), does the verdict change? A change points at the budget, not the method.",
-    ),
-    Diagnostic(
-        "entropy-sgd-search", "entropy-sgd", (*_ALL, "lr_factors=0.5,1,2"),
-        ("entropy-sgd.comparable", "entropy-sgd.char"),
-        "With every method's step size (Entropy-SGD's Langevin step η, the baselines' lr) searched over "
-        "×{0.5, 1, 2} on the validation split, does the verdict change? A change points at the tuning.",
-    ),
-    Diagnostic(
-        "entropy-sgd-width-precision", "entropy-sgd",
-        (*_ALL, "width_samples=512", "width_chains=4", "width_steps=40", "width_burnin=20"),
-        ("entropy-sgd.wider",),
-        "With four times the training samples and longer, more numerous Langevin chains, is the width "
-        "verdict "
-        "the same? A change points at the precision of the Local Entropy estimates.",
-    ),
-)  # fmt: skip
+    V.longer_run("entropy-sgd", _ALL, ("entropy-sgd.comparable", "entropy-sgd.char", "entropy-sgd.wider")),
+    V.search_run("entropy-sgd", _ALL, ("entropy-sgd.comparable", "entropy-sgd.char")),
+    V.width_precision_run("entropy-sgd", _ALL, ("entropy-sgd.wider",)),
+)
 
 FIGURES = (
     Figure(

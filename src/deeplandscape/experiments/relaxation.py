@@ -46,7 +46,7 @@ from deeplandscape.experiments.claims import (
     decide,
     paired_difference,
 )
-from deeplandscape.experiments.spec import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
+from deeplandscape.experiments.spec import Experiment, Figure, Param, Table, Unit, UnitResult
 
 SGD_SETTINGS = {"lr": 0.1, "momentum": 0.9, "nesterov": True}
 OUTER = {"lr": 0.1, "outer_momentum": 0.9, "outer_nesterov": True}  # the authors' PyTorch code
@@ -80,15 +80,10 @@ SIMILAR_SOURCE = (
 )
 
 PARAMS = C.data_params(
-    **C.protocol_params(),
-    epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5, paper=120.0,
-                 low=0.01),
-    batch_size=Param("int", 16, "mini-batch size", reference=32, paper=128, low=1),
-    seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, low=1),
-    lr_factors=Param("floats", [1.0], "step sizes tried per method (× its default; 1: the papers' settings, "
-                     "no search)", low=1e-6),
-    data=Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-               reference="mnist", paper="mnist"),
+    **C.protocol_params(
+        epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5,
+                     paper=120.0, low=0.01),
+    ),
     models=Param("str", "mnistfc,lenet", "networks, comma-separated", quick="lenet"),
     methods=Param("str", "entropy-sgd,heat,hj,sgd", "methods, comma-separated (" + ", ".join(METHODS) + ")"),
 )  # fmt: skip
@@ -243,29 +238,12 @@ CLAIMS = (
     ),
 )
 
-_PAIR = ("methods=entropy-sgd,heat,hj,sgd",)
+_ALL = ("methods=entropy-sgd,heat,hj,sgd",)
 DIAGNOSTICS = (
-    Diagnostic(
-        "relaxation-longer", "relaxation", (*_PAIR, "budget_scale=4"),
-        ("relaxation.similar", "relaxation.fastest", "relaxation.wider"),
-        "With four times the budget (the step-size drop at the same fraction of the run), does the verdict "
-        "change? A change points at the budget, not the method.",
-    ),
-    Diagnostic(
-        "relaxation-search", "relaxation", (*_PAIR, "lr_factors=0.5,1,2"),
-        ("relaxation.similar", "relaxation.heat-worst", "relaxation.fastest"),
-        "With every method's step size searched over ×{0.5, 1, 2} on the validation split, does the "
-        "verdict change? A change points at the tuning.",
-    ),
-    Diagnostic(
-        "relaxation-width-precision", "relaxation",
-        (*_PAIR, "width_samples=512", "width_chains=4", "width_steps=40", "width_burnin=20"),
-        ("relaxation.wider",),
-        "With four times the training samples and longer, more numerous Langevin chains, is the width "
-        "verdict "
-        "the same? A change points at the precision of the Local Entropy estimates.",
-    ),
-)  # fmt: skip
+    V.longer_run("relaxation", _ALL, ("relaxation.similar", "relaxation.fastest", "relaxation.wider")),
+    V.search_run("relaxation", _ALL, ("relaxation.similar", "relaxation.heat-worst", "relaxation.fastest")),
+    V.width_precision_run("relaxation", _ALL, ("relaxation.wider",)),
+)
 
 _ROW = "; ".join(
     f"{model} " + ", ".join(f"{k} {PAPER_TABLE[model, k]}% {PAPER_TABLE[model, k].note}" for k in ks)

@@ -55,15 +55,12 @@ PAPER_TABLE = {
 }
 
 PARAMS = C.data_params(
-    **C.protocol_params(),
-    epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5, paper=80.0,
-                 low=0.01),
-    batch_size=Param("int", 16, "mini-batch size", reference=32, paper=128, low=1),
-    seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, low=1),
-    lr_factors=Param("floats", [0.5, 1.0, 2.0], "step sizes tried per method (× its default) on the "
-                     "validation split with seed 0", quick=[1.0], low=1e-6),
-    data=Param("str", "digits", "data set (digits are up-sampled to 28×28)", choices=("digits", "mnist"),
-               reference="mnist", paper="mnist"),
+    **C.protocol_params(
+        epochs=Param("float", 27.0, "budget of effective epochs per run", quick=1.0, reference=1.5,
+                     paper=80.0, low=0.01),
+        lr_factors=Param("floats", [0.5, 1.0, 2.0], "step sizes tried per method (× its default) on the "
+                         "validation split with seed 0", quick=[1.0], low=1e-6),
+    ),
     models=Param("str", "lenet", "networks, comma-separated"),
     methods=Param("str", "sgld,entropy-sgd,sgd", "methods, comma-separated (" + ", ".join(METHODS) + ")",
                   reference="sgld,entropy-sgd"),
@@ -198,15 +195,7 @@ DIAGNOSTICS = (
         "SGLD at zero temperature (SGD with the decaying step size η/(1+t)^b): is the difference due to "
         "SGLD's noise or to its step-size schedule?",
     ),
-    Diagnostic(
-        "sgld-width-precision", "sgld",
-        ("methods=sgld,entropy-sgd", "width_samples=512", "width_chains=4", "width_steps=40",
-         "width_burnin=20"),
-        ("sgld.wider",),
-        "With four times the training samples and longer, more numerous Langevin chains, is the width "
-        "verdict "
-        "the same? A change points at the precision of the Local Entropy estimates.",
-    ),
+    V.width_precision_run("sgld", ("methods=sgld,entropy-sgd",), ("sgld.wider",)),
 )  # fmt: skip
 
 FIGURES = (
