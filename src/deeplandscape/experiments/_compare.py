@@ -122,7 +122,8 @@ def protocol_params(**overrides: Param) -> dict[str, Param]:
         "budget_scale": Param("float", 1.0, "multiplies every budget of effective epochs (1: the scale's)",
                               low=0.01),
         "eval_samples": Param("int", 0, "training samples of the training loss/error and of the batch-norm "
-                              "statistics at the evaluation points (0: all)", reference=10_000, low=0),
+                              "statistics at the evaluation points (0: all)", reference=5_000, low=0),
+        "evaluations": Param("int", 10, "evaluation points along training", quick=3, reference=4, low=1),
     }  # fmt: skip
     params.update(overrides)
     return params
@@ -148,7 +149,8 @@ def budget(config: dict[str, Any], key: str = "epochs") -> float:
     return config[key] * config.get("budget_scale", 1.0)
 
 
-# The shorter budget of the Thesis comparisons (entropy-sgd, relaxation, sgld) at the default scale.
+# A shorter budget and two seeds (the former default scale of the Thesis comparisons; `protocol_params` sizes
+# theirs now).
 IMAGE_EPOCHS = Param(
     "float", 5.0, "budget of effective epochs per run (image networks)", quick=1.0, paper=100.0, low=0.01
 )
@@ -357,12 +359,11 @@ def field_fraction(optimizer: torch.optim.Optimizer) -> float | None:
     return optimizer.scale(group) / start
 
 
-# Entropy-SGD and HJ in the comparisons: momentum of both loops. Thesis §3.2.2 uses Nesterov momentum 0.9
-# in both loops with the outer step η′ = 1 (and η′ ÷ 10 after two epochs). At the default budgets (5 effective
-# epochs on the digits: a dozen outer steps of L = 20) that combination makes the reference weights
-# oscillate: measured with `entropy-sgd` defaults otherwise, one seed, final test error / training loss
-# lenet 34.7% / 1.71 with momentum 0.9 against 2.5% / 0.042 without; mnistfc 11.9% / 9.0 against
-# 2.2% / 0.041. So the default and quick scales run them without momentum; the paper scale restores 0.9.
+# The former settings of Entropy-SGD and HJ in the comparisons: the same (Nesterov) momentum on both loops,
+# 0.9 at the paper scale and none below it (with η′ = 1, outer momentum 0.9 overshoots at a dozen outer
+# steps). The comparisons of the AnnealSGD paper and Thesis Ch. 3–4 (`anneal`, `entropy-sgd`, `relaxation`,
+# `sgld`) run the authors' settings instead: the optimizers' defaults (inner Nesterov momentum restarted
+# each cycle, none on the outer step; see `deeplandscape.optim.EntropySGD`).
 ENTROPY_MOMENTUM = Param(
     "float",
     0.0,

@@ -322,12 +322,13 @@ PARAMS = C.data_params(
                      paper=50.0, low=0.01),
         seeds=Param("int", 5, "seeds per method (same initializations and batch orders)", quick=1, paper=10,
                     low=1),
+        evaluations=Param("int", 9, "evaluation points along training", quick=3, reference=5, paper=50,
+                          low=1),
     ),
     models=Param("str", "mnistfc-deep,lenet-anneal", "networks, comma-separated (mnistfc-deep, lenet-anneal)",
                  quick="mnistfc-deep"),
     methods=Param("str", "adam,anneal,noise", "methods, comma-separated (adam: Adam; anneal: AnnealSGD; "
                   "noise: resampled annealed gradient noise; sam: SAM)"),
-    evaluations=Param("int", 9, "evaluation points along training", quick=3, reference=6, paper=50, low=1),
     hessian_samples=Param("int", 128, "training samples for the Hessian at the solution", quick=64,
                           paper=1024, low=1),
     tau0_scale=Param("float", 0.2, "τ0 = tau0_scale × the paper's τ0 (500 for mnistfc-deep, 1000 for "

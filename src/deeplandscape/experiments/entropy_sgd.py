@@ -84,10 +84,10 @@ PARAMS = C.data_params(
     models=Param("str", "lenet,char-lstm", "networks, comma-separated (char-lstm, char-lstm-2x128: "
                  "the character task)", quick="lenet,char-lstm", reference="mnistfc,lenet,char-lstm",
                  paper="mnistfc,lenet,char-lstm-2x128"),
-    methods=Param("str", ",".join(METHODS), "methods of the image networks (" + ", ".join(METHODS) + ")",
-                  reference="adam,sgd,entropy-sgd"),
-    char_methods=Param("str", "adam,entropy-adam,sam", "methods of the character networks ("
-                       + ", ".join(CHAR_METHODS) + ")", reference="adam,entropy-adam"),
+    methods=Param("str", "adam,sgd,entropy-sgd", "methods of the image networks (" + ", ".join(METHODS) + ")",
+                  quick=",".join(METHODS), paper=",".join(METHODS)),
+    char_methods=Param("str", "adam,entropy-adam", "methods of the character networks ("
+                       + ", ".join(CHAR_METHODS) + ")", quick="adam,entropy-adam,sam"),
     text_path=Param("str", "", "plain-text file for the character task (empty: 256 generated lines of 32 "
                     "characters, Thesis §3.3.1; War and Peace in §3.3.5)"),
     text_lines=Param("int", 256, "lines of generated text (without text_path)", low=3),
