@@ -87,7 +87,7 @@ ERRORS = {"Entropy-SGD": 2.0, "HJ": 2.0, "HEAT": 4.0, "SGD": 2.0}
 OPTIMIZERS = {"Entropy-SGD": "entropy-sgd", "HJ": "hj", "HEAT": "heat", "SGD": "sgd"}
 
 
-def _run(tmp_path, errors=None, updates=None, models=("lenet",), curves=None, widths=None):
+def _run(tmp_path, errors=None, updates=None, models=("lenet",), curves=None, widths=None, heat=True):
     """Every method on ``models``, each with its own error rate; SGD's per-sample errors shared by the
     methods given the same rate (``errors[k] == 'sgd'``) so that their difference is exactly 0."""
     errors, updates, widths = {**ERRORS, **(errors or {})}, updates or {}, widths or {}
@@ -95,6 +95,8 @@ def _run(tmp_path, errors=None, updates=None, models=("lenet",), curves=None, wi
     for model in models:
         base = syn.wrong(ERRORS["SGD"], 99)
         for i, (k, e) in enumerate(errors.items()):
+            if k == "HEAT" and not heat:
+                continue
             w = base if e == "sgd" else syn.wrong(e, i)
             arrays = {"val_error": (curves or {}).get(k, np.full((syn.SEEDS, 4), 5.0)),
                       **syn.width(widths.get(k, 1.0), seed=i)}  # fmt: skip
@@ -122,6 +124,9 @@ def test_heat_worst(tmp_path):
     assert heat_worst.evaluate(_run(tmp_path, {"HEAT": 2.0})).status == UNDECIDABLE
     few = heat_worst.evaluate(_run(tmp_path, updates={"HEAT": syn.HEAT_UPDATES - 1}))
     assert few.status == UNDECIDABLE and few.warnings and f"{syn.HEAT_UPDATES} that" in few.reason
+    # HEAT not trained (the reference scale leaves it to the paper scale): not decidable, with the reason
+    without = heat_worst.evaluate(_run(tmp_path, heat=False))
+    assert without.status == UNDECIDABLE and "paper scale" in without.reason
 
 
 def test_fastest(tmp_path):

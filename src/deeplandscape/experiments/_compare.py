@@ -908,6 +908,7 @@ def plot_width(results: Sequence[UnitResult], gammas: Sequence[float]):
         row[0].set(xscale="log", yscale="log", xlabel="scope γ", ylabel="f_γ(x) − f(x) (nats)", title=model)
         row[1].set(yscale="log", ylabel="adaptive sharpness λ_max(THT)", title=f"{model}: every seed")
         row[1].set_xticks(range(len(runs)), [r.values["method"] for r in runs], rotation=20)
+        row[1].set_xlim(-0.5, len(runs) - 0.5)
         row[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -18,9 +18,10 @@ AnnealSGD (AnnealSGD paper Alg. 1, Thesis Alg. 1 "Trivialized-SGD") feeds its ba
   one fixed direction (Fig. 4: the alignment |hᵀw| over training).
 
 Here every method runs with the comparison protocol of :mod:`deeplandscape.experiments._compare` (same
-initializations, batch orders, step-size search budget, effective epochs; SAM as the modern baseline) with
-the paper's per-network settings (learning rate, ℓ2 regularization as the base optimizer's
-``weight_decay``, J, τ0). Measurement choices (the paper states none of them):
+initializations, batch orders, step-size search budget, effective epochs; the width of every seed's
+solution; SAM as the modern baseline on request) with the paper's per-network settings (learning rate, ℓ2
+regularization as the base optimizer's ``weight_decay``, J, τ0). Measurement choices (the paper states
+none of them):
 
 - **Minimum absolute back-propagated gradient (Fig. 3b).** The paper plots one curve per optimizer without
   saying over what the minimum runs. The minimum over single weights is an extreme order statistic that is
@@ -47,9 +48,14 @@ the paper's per-network settings (learning rate, ℓ2 regularization as the base
 - **Gradient noise** gets the same Adam base and an initial standard deviation equal to the field's,
   √η = √2·J√(p(p−2)) (η = 2J²p(p−2)), with Neelakantan et al.'s decay σ_t² = η/(1 + t)^{0.55}; the two
   then differ in the resampling (and in the decay law).
-- **τ0** is ``tau0_scale`` × the paper's value: the default budget (a few hundred steps on digits) is much
-  shorter than the paper's (≈ 20,000 steps), and the field must have decayed before the end for the final
-  errors to mean anything.
+- **τ0** is ``tau0_scale`` × the paper's value: the budgets here (2,079 steps at the default scale, 2,345
+  at the reference scale) are much shorter than the paper's (≈ 20,000 steps), and the field must have
+  decayed before the end for the final errors to mean anything. With ``tau0_scale`` = 0.2 (τ0 = 100 and
+  200) the field ends at e^{−T/2τ0} ≤ 0.6% of its start (the paper's runs end at T/τ0 ≈ 40 and 20); a run
+  whose field is still above 1% at the end (:data:`._compare.FIELD_LIMIT`) decides no claim on final
+  errors. ``j_scale`` multiplies J (and the noise's initial magnitude with it).
+- **Claims and guards** (:mod:`._verdicts`): a method at chance level (Adam on the 16-layer thin net at
+  small budgets) makes an error comparison not decidable; every method must complete 100 steps.
 - **Seeds.** The optimizers' generators (the field, the noise) are seeded with a hash of the run's seed
   (:func:`~deeplandscape.experiments._compare.optimizer_seed`), not with the seed that initialized the
   network: the same integer would replay the same random stream and correlate h with the initial weights.
