@@ -254,6 +254,9 @@ def _run(tmp_path, anneal=None, adam=None, noise=None, model="mnistfc-deep", fie
 def test_faster_early(tmp_path):
     faster = _claim("faster-early")
     assert faster.evaluate(_run(tmp_path)).status == HELD
+    # a claim on training while the field is on: a field not yet decayed at the end does not guard it
+    assert faster.evaluate(_run(tmp_path, field=0.5)).status == HELD
+    assert _claim("error").evaluate(_run(tmp_path, field=0.5)).status == UNDECIDABLE
     slower = faster.evaluate(_run(tmp_path, anneal={"train_loss": syn.per_seed(2.0, columns=5)}))
     assert slower.status == NOT_HELD
     same = faster.evaluate(

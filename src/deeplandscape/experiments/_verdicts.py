@@ -82,15 +82,18 @@ def arrays(run: RunData, model: str, method: str) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- guards
 
 
-def guard(run: RunData, model: str, method: str, *, classifier: bool = True) -> dict[str, Any]:
+def guard(
+    run: RunData, model: str, method: str, *, classifier: bool = True, field: bool = True
+) -> dict[str, Any]:
     """``method``'s row on ``model`` after its guards: its own updates (every seed) at least the declared
-    minimum; AnnealSGD's field below :data:`._compare.FIELD_LIMIT` at the end; a classifier above chance
-    on every seed. :class:`Undecidable` (a guard) otherwise."""
+    minimum; with ``field``, AnnealSGD's field below :data:`._compare.FIELD_LIMIT` at the end (a claim on
+    the trained network; not one on training while the field is on); a classifier above chance on every
+    seed. :class:`Undecidable` (a guard) otherwise."""
     r = row(run, model, method)
     label = f"{method} on {model}"
     need = C.minimum_updates(r["optimizer"])
     require_updates(label, r["own_updates"], need.minimum, f"{need.unit} (least over seeds)")
-    if "field_fraction_end" in r:
+    if field and "field_fraction_end" in r:
         require_at_most(label, r["field_fraction_end"], C.FIELD_LIMIT, "the field's magnitude / its start")
     if classifier:
         a = arrays(run, model, method)
