@@ -11,7 +11,10 @@ and the robust width γ* for a tolerance ε: the largest γ with f_γ(x) − f(x
 are estimated by :func:`deeplandscape.analysis.local_entropy` (Langevin chains with thermodynamic
 integration) on a grid of scopes γ, on the mean loss of a fixed subset of the training set in evaluation
 mode. The Thesis stresses that this measure "is quite different from a localized measure of the width, say
-the Hessian" (Remark 4.21).
+the Hessian" (Remark 4.21). The chains start from the Gaussian factor N(x, γI) (exactly the s = 0 law), and
+with the comparisons' short chains in d ~ 10⁵–10⁶ dimensions they move little from there: the estimate then
+lies between f_γ(x) and its Jensen upper bound E_{N(x,γI)}[f(y)], the two agreeing while the excess is
+small. The runs that explain a width verdict repeat it with four times the samples and longer chains.
 
 **Scale-invariant sharpness (ours, beside the Thesis's measure).** The top Hessian eigenvalue of a network
 with batch normalization is not invariant to the reparametrizations that leave the network's function
