@@ -621,17 +621,6 @@ def _flatness_claim(results: dict[str, Any], who: str, first: Picker, second: Pi
     return Claim(claim.claim, claim.status, f"{claim.evidence}; {_widest(results)}")
 
 
-
-    return [
-        _pairwise(
-            results,
-            ),
-        ),
-        _pairwise(
-            results,
-    ]
-
-
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "floor": check_floor,
     "regimes": check_regimes,
