@@ -731,5 +731,4 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
         "Hamilton–Jacobi and heat equations; the density of plain SGD stays in the local minima next to its "
         "start, the smoothed dynamics reach the wide global minimum.",
     },
-    },
 }
