@@ -212,7 +212,7 @@ def test_quick_run_field_boosts_the_minimum_gradient(tmp_path):
 @pytest.mark.slow
 def test_quick_run_all_methods(tmp_path):
     results, _ = run_quick(A.EXPERIMENT, tmp_path)
-    assert {r["method"] for r in results["runs"]} == {"Adam", "AnnealSGD", "GradientNoise", "SAM"}
+    assert {r["method"] for r in results["runs"]} == {"Adam", "AnnealSGD", "GradientNoise"}  # SAM on request
     for r in results["runs"]:
         assert set(r) >= RUN_KEYS
     assert results["alignment"]["chance"] == pytest.approx(math.sqrt(2 / math.pi))
