@@ -242,10 +242,13 @@ def test_regimes_figure_draws_a_constant_background_in_one_colour_and_no_offset(
     "1 minimum"."""
     rng = np.random.default_rng(0)
     first = []
-    for name, count, spread in (("exponential", 40, 0.04), ("polynomial", 3, 0.1), ("trivial", 1, 1e-7)):
+    # polynomial: a range of 2e-4 about −2.0, where matplotlib's default colour bar would print an offset
+    for name, count, spread in (("exponential", 40, 0.04), ("polynomial", 3, 2e-4), ("trivial", 1, 1e-7)):
         sigma = rng.normal(size=(40, 20)).astype(np.float32)
         sigma *= np.sqrt(20) / np.linalg.norm(sigma, axis=1, keepdims=True)
-        energy = (-3.4461 if name == "trivial" else -1.56) + spread * rng.random(40)
+        energy = {"exponential": -1.56, "polynomial": -2.0, "trivial": -3.4461}[name] + spread * rng.random(
+            40
+        )
         values = {"name": name, "nu": 1.0, "runs": 40, "distinct_minima": count}
         first.append(UnitResult(values, {"sigma": sigma, "energy_per_spin": energy.astype(np.float32)}))
     fig = regimes.plot_regimes(first, 40, 0)

@@ -63,18 +63,19 @@ MINIMA_SHARE = 0.95  # "the probability of recovering a saddle point … goes to
 PARAMS = {
     "sizes": Param(
         "ints",
-        [25, 50, 100, 200, 300, 500],
+        [25, 50, 100, 200, 300],
         "numbers of spins n",
         quick=[20, 40, 80],
+        reference=[25, 50, 100, 200, 300, 500],
         paper=[25, 50, 100, 200, 300, 400, 500],
         low=2,
     ),
     "runs": Param(
         "ints",
-        [200, 120, 60, 24, 10, 4],
+        [100, 100, 40, 12, 6],
         "random starts R per disorder: one per size, or one for every size",
         quick=[24],
-        reference=[400, 240, 120, 48, 16, 6],
+        reference=[200, 200, 100, 24, 8, 4],
         paper=[1000],
         low=2,
         distinct=False,
