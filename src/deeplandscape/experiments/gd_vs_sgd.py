@@ -12,6 +12,7 @@ the comparison between P is paired: a difference between P is the method's, not 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +203,10 @@ def _decide_same(run: RunData) -> Verdict:
 
 
 def _decide_walls(run: RunData) -> Verdict:
-    _, sgd = _gd_and_sgd(run)
+    gd, sgd = _gd_and_sgd(run)
     eps = run.results["eps"]
+    own = np.mean(gd["restart_distance"])
+    baseline = f"gradient descent's own restart from the same horizon: 1 − overlap {own:.2g}"
     parts = []
     for r in sgd:
         drop = np.mean(r["final_energy"]) - np.mean(r["restart_energy"])
@@ -213,7 +216,8 @@ def _decide_walls(run: RunData) -> Verdict:
         parts.append(
             (f"P = {r['P']}", decide(stat, below=eps, evidence=f"the restart lowers H/n by {drop:.2g}"))
         )
-    return all_of(parts)
+    verdict = all_of(parts)
+    return replace(verdict, evidence=f"{verdict.evidence}; {baseline}")
 
 
 CLAIMS = (

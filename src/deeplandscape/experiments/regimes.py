@@ -343,7 +343,7 @@ def _interval(values: list[float], digits: int = 3) -> str:
     v = np.asarray(values, dtype=float)
     if v.size < 2 or np.all(v == v[0]):
         return f"{v.mean():.{digits}g}"
-    s = mean(v, "x", what="disorder")
+    s = bootstrap(v, np.mean, "x", what="disorder")
     return f"{s.estimate:.{digits}g} [{s.ci_low:.{digits}g}, {s.ci_high:.{digits}g}]"
 
 
@@ -379,7 +379,8 @@ def tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
             ),
             rows,
             f"Ours at the {config['scale']} scale: {config['runs']} runs per regime and disorder, "
-            f"{config['disorders']} disorders; means over disorders with t intervals (95%). The paper: one "
+            f"{config['disorders']} disorders; means over disorders with 95% intervals (BCa bootstrap over "
+            "disorders). The paper: one "
             f"disorder, {PAPER_RUNS:,} runs. Distinct minima: endpoints grouped at overlap ≥ 1 − "
             f"{results['eps']:g}. Cosine distance: the mean of 1 − cos over all pairs of endpoints.",
         ),
