@@ -36,9 +36,9 @@ def test_demo_writes_floor_and_complexity_runs_and_an_index(tmp_path, capsys):
     assert config["sizes"] == [12, 20] and "deeplandscape_version" in config
     assert [row["n"] for row in results["sizes"]] == [12, 20]
     for row in results["sizes"]:
-        assert row["converged_fraction"] == 1.0 and row["minima_fraction"] == 1.0
+        assert row["converged_fraction"] == 1.0 and row["minima"] == row["runs"]
         assert -results["e0"] - 1e-6 <= row["min"]
-    assert (out / "floor" / "floor.png").stat().st_size > 1000
+    assert (out / "floor" / "floor.png").stat().st_size > 1000 and (out / "floor" / "floor_fit.png").exists()
     assert json.loads((out / "complexity" / "results.json").read_text())["e0"] == theory.e0(3)
     report = (out / "report.html").read_text()
     assert "floor/report.html" in report and "complexity/report.html" in report

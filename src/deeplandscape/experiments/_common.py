@@ -38,3 +38,19 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def endpoint_curvature(hamiltonian: Any, sigma: Any, chunk: int) -> dict[str, np.ndarray]:
+    """At each endpoint: the index (negative eigenvalues of the Riemannian Hessian, AnnealSGD paper §4.1),
+    the smallest eigenvalue ``lambda_min`` and the Riemannian gradient norm that says whether the point
+    is critical at all (``grad_norm``); the Hessians are taken ``chunk`` endpoints at a time."""
+    from deeplandscape.experiments.hessian_spectrum import one_thread
+    from deeplandscape.spinglass import index
+
+    with one_thread():  # the same bits on every call: MKL's threaded float32 eigensolver differs
+        parts = [index(hamiltonian, c) for c in sigma.split(chunk)]
+    return {
+        "index": np.concatenate([r.index.numpy() for r in parts]).astype(np.int64),
+        "lambda_min": np.concatenate([r.eigenvalues[:, 0].double().numpy() for r in parts]),
+        "grad_norm": np.concatenate([r.grad_norm.double().numpy() for r in parts]),
+    }

@@ -82,7 +82,15 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> di
     ax.legend(fontsize=7)
     save(fig, out / "counts.png")
 
-    return {"p": p, "e0": e0, "e_inf": einf, "e_k": values["e_k"]}
+    band = (a["u"] > -e0) & (a["u"] < -einf)
+    excess = [float(np.max(a[f"theta_{k}"][band] - a["theta_0"][band])) for k in range(1, max_k + 1)]
+    return {
+        "p": p,
+        "e0": e0,
+        "e_inf": einf,
+        "e_k": values["e_k"],
+        "minima_excess": excess if band.any() else None,
+    }
 
 
 # Sagun et al. §2.1.1: "the energy at the ground state and floor is calculated to be −N1.657 and −N1.633".
@@ -136,6 +144,18 @@ def _decide_layers(run: RunData) -> Verdict:
     )
 
 
+def _decide_minima_dominate(run: RunData) -> Verdict:
+    excess = run.results["minima_excess"]
+    if not excess:
+        raise NotChecked("no grid point of u lies in the band (−E₀, −E∞), or max_k = 0")
+    worst = max(range(len(excess)), key=excess.__getitem__)
+    return decide(
+        _exact(f"largest Θ_{worst + 1}(u) − Θ_0(u) over the band", excess[worst]),
+        below=0.0,
+        evidence=f"k = 1 … {len(excess)} on the grid points of u in (−E₀, −E∞)",
+    )
+
+
 CLAIMS = (
     Claim(
         "complexity.values",
@@ -148,11 +168,21 @@ CLAIMS = (
     ),
     Claim(
         "complexity.layers",
-        "the critical values are layered: −E₀ < −E₁ < … < −E_k < −E∞, so critical points of low index lie "
-        "at low energies (Fig. 2)",
+        "“the sequence {E_k(H)}_{k∈ℕ} is strictly decreasing and converges to E∞ as k → ∞”: the layered "
+        "structure −E₀ < −E₁ < … < −E∞ of the lowest critical values (Fig. 2)",
         "Choromanska et al. §4, Fig. 2",
         "every gap E_k − E_{k+1} and E_k − E∞ computed for k ≤ max_k is positive",
         _decide_layers,
+        shown_in="complexity.png",
+    ),
+    Claim(
+        "complexity.minima-dominate",
+        "“Corollary 4.1. For all k > 0 and u < −E∞, Θ_{k,H}(u) < Θ_{0,H}(u)” — “local minima dominate over "
+        "saddle points and this domination also grows exponentially as Λ grows”",
+        "Choromanska et al. §4, Corollary 4.1, Fig. 2",
+        "Θ_k(u) − Θ_0(u), computed for k = 1 … max_k on every grid point of u in the band (−E₀, −E∞), is "
+        "negative",
+        _decide_minima_dominate,
         shown_in="complexity.png",
     ),
 )
