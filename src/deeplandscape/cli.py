@@ -27,7 +27,7 @@ DEMO_EXPERIMENTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("floor", "default", ("sizes=25,50,100", "runs=200")),
     # One optimizer comparison on the digits: AnnealSGD against Adam and SAM on the deep thin mnistfc.
     ("anneal", "default", ("models=mnistfc-deep", "methods=adam,anneal,sam", "seeds=2", "lr_factors=1")),
-    ("hessian-spectrum", "default", ("models=fc-digits,lenet-digits", "fisher_model=none")),
+    ("hessian-spectrum", "default", ("seeds=2", "fisher_model=none")),
 ]
 
 

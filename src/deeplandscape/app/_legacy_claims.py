@@ -340,170 +340,6 @@ def check_gd_vs_sgd_nets(results: dict[str, Any], config: dict[str, Any]) -> lis
     ]
 
 
-def check_hessian_spectrum(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    models = [m for m in results["models"] if m["method"] != "fisher-diagonal"]
-    fisher = [m for m in results["models"] if m["method"] == "fisher-diagonal"]
-    near = {}
-    for m in models:
-        fractions = {float(k): v for k, v in m["near_zero_fraction"].items()}
-        if 1e-4 in fractions:
-            near[m["name"]] = fractions[1e-4]
-    text = (
-        "Thesis §3.3.1, Fig. 3.1: most Hessian eigenvalues are near zero (94% with |λ| < 1e-4; "
-        "criterion: > 50%)"
-    )
-    claims = [
-        _claim(text, None, "no fraction at |λ| < 1e-4 measured")
-        if not near
-        else _claim(
-            text, all(v > 0.5 for v in near.values()), ", ".join(f"{k}: {_g(v)}" for k, v in near.items())
-        )
-    ]
-    claims.append(
-        _claim(
-            "Thesis §3.3.1, Fig. 3.1: a long positive tail and a short negative one (λ_max = 40, λ_min = "
-            "−0.46; criterion: λ_max > 10 |λ_min|)",
-            all(m["lambda_max"] > 10 * abs(m["lambda_min"]) for m in models),
-            ", ".join(
-                f"{m['name']}: λ_max {_g(m['lambda_max'])}, λ_min {_g(m['lambda_min'])}" for m in models
-            ),
-        )
-    )
-    if fisher:
-        claims.append(
-            _claim(
-                "Thesis §3.3.1 (iv), Fig. 3.4 (C): most entries of the Fisher diagonal of an "
-                "all-convolutional net are near zero (allcnn on CIFAR-10: ≈ 95% below 1e-5; "
-                "criterion: > 50%)",
-                all(m["near_zero_fraction"]["1e-05"] > 0.5 for m in fisher),
-                ", ".join(
-                    f"{m['name']} on {m['data']}: {_g(m['near_zero_fraction']['1e-05'])}" for m in fisher
-                ),
-            )
-        )
-    return claims
-
-
-def check_sgd_noise(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    models = results["models"]
-    finals = {m["name"]: max(m["checkpoints"], key=lambda c: c["fraction"]) for m in models}
-    rank = "Thesis §6.3.2, Fig. 6.1: D(x) has low rank, 0.3–2% of d (criterion: ≤ 5% at the end of training)"
-    limited = [m["name"] for m in models if finals[m["name"]]["rank"] >= m["noise_samples"] - 1]
-    evidence = ", ".join(
-        f"{m['name']}: rank {finals[m['name']]['rank']} = {100 * finals[m['name']]['rank_fraction']:.2g}% of "
-        f"d = {m['params']} (N = {m['noise_samples']} samples)"
-        for m in models
-    )
-    claims = [
-        _claim(rank, None, f"the rank is bounded by the N samples for {', '.join(limited)}; {evidence}")
-        if limited
-        else _claim(rank, all(c["rank_fraction"] <= 0.05 for c in finals.values()), evidence)
-    ]
-    text = (
-        "Thesis Remark 6.37: the spectrum hardly changes between 20%, 40% and 100% of training (criterion: "
-        "rank and eigenvalue std within ×2 across checkpoints)"
-    )
-
-    def within(values: list[float]) -> bool:
-        return min(values) > 0 and max(values) / min(values) <= 2
-
-    stable = [
-        within([c["rank"] for c in m["checkpoints"]]) and within([c["eig_std"] for c in m["checkpoints"]])
-        for m in models
-        if len(m["checkpoints"]) >= 2
-    ]
-    claims.append(
-        _claim(text, None, "a single checkpoint")
-        if not stable
-        else _claim(
-            text,
-            all(stable),
-            "; ".join(
-                f"{m['name']}: ranks {', '.join(str(c['rank']) for c in m['checkpoints'])}; stds "
-                + ", ".join(_g(c["eig_std"]) for c in m["checkpoints"])
-                for m in models
-            ),
-        )
-    )
-    claims.append(
-        _claim(
-            "Thesis §6.3.2: the non-zero eigenvalues of D spread widely ((0.3 ± 2.11)×10⁻³; criterion: std > "
-            "3 × mean at the end)",
-            all(c["eig_std"] > 3 * c["eig_mean"] for c in finals.values()),
-            ", ".join(f"{k}: {_g(c['eig_mean'])} ± {_g(c['eig_std'])}" for k, c in finals.items()),
-        )
-    )
-    return claims
-
-
-def check_limit_cycles(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    claims = [
-        _claim(
-            "Thesis §6.3.3, Fig. 6.3: the autocorrelation of SGD's weights stays outside the 99% white-noise "
-            "band (criterion: > 5% of (weight, lag) pairs outside; white noise: 1%)",
-            results["acf_exceed99"] > 0.05,
-            f"{_g(results['acf_exceed99'])} outside",
-        ),
-        _claim(
-            "Thesis §6.3.3, Fig. 6.3: the FFT of the weight differences is not flat (criterion: > 5% of "
-            "(weight, frequency) pairs above the 99% white-noise band; white noise: 1%)",
-            results["fft_exceed99"] > 0.05,
-            f"{_g(results['fft_exceed99'])} above, low/high amplitude ratio "
-            f"{_g(results['fft_low_to_high_ratio'])}",
-        ),
-        _claim(
-            "Thesis §6.3.3: ‖∇f‖ stays away from zero after burn-in (criterion: final ≥ 1/4 of its mean)",
-            results["grad_norm_final"] >= 0.25 * results["grad_norm_mean_after_burnin"],
-            f"final {_g(results['grad_norm_final'])}, mean after burn-in "
-            f"{_g(results['grad_norm_mean_after_burnin'])}",
-        ),
-    ]
-    wells = results["double_well"]
-    gibbs = results["gibbs_x1_sq"]
-    claims.append(
-        _claim(
-            "Thesis Example 6.43: the steady state stays e^(−Φ) for every λ (criterion: E[x₁²], E[x₂²] "
-            "within 10% of the Gibbs values)",
-            all(
-                abs(w["sde_mean_x1_sq"] - gibbs) <= 0.1 * gibbs and abs(w["sde_mean_x2_sq"] - 1) <= 0.1
-                for w in wells
-            ),
-            ", ".join(
-                f"λ = {w['lambda']:g}: {_g(w['sde_mean_x1_sq'])}, {_g(w['sde_mean_x2_sq'])}" for w in wells
-            )
-            + f" (Gibbs {_g(gibbs)}, 1)",
-        )
-    )
-    cycle = "Thesis Fig. 6.4: for λ = 1.5 the flow circles the origin (a limit cycle), for λ = 0 it does not"
-    lams = {w["lambda"]: w for w in wells}
-    strong = [w for lam, w in lams.items() if lam >= 1.5]
-    if 0.0 not in lams or not strong:
-        claims.append(_claim(cycle, None, f"λ values {sorted(lams)}"))
-    else:
-        claims.append(
-            _claim(
-                cycle,
-                all(w["limit_cycle"] for w in strong) and not lams[0.0]["limit_cycle"],
-                ", ".join(f"λ = {lam:g}: {w['limit_cycle']}" for lam, w in sorted(lams.items())),
-            )
-        )
-    return claims
-
-
-def check_relaxation_1d(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    mass = results["terminal_mass_near_global_min"]
-    smoothed = {k: v for k, v in mass.items() if k != "sgd"}
-    return [
-        _claim(
-            "Thesis Fig. 4.1: plain SGD stays in the local minima, the smoothed losses (heat, viscous and "
-            "non-viscous HJ) carry the density to the global minimum (criterion: final mass near it < 50% "
-            "for SGD, > 50% for each smoothing)",
-            mass["sgd"] < 0.5 and bool(smoothed) and all(v > 0.5 for v in smoothed.values()),
-            ", ".join(f"{k}: {_g(v)}" for k, v in mass.items()),
-        )
-    ]
-
-
 # The optimizer comparisons share one `runs` list: model, method, seeds, error_mean, error_std, ...,
 # hessian_top, hessian_trace (errors in %). Methods are matched on their label in lower case without
 # punctuation ("Entropy-SGD" → "entropysgd").
@@ -808,10 +644,6 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "choromanska-nets": check_choromanska_nets,
     "teacher-student": check_teacher_student,
     "gd-vs-sgd-nets": check_gd_vs_sgd_nets,
-    "hessian-spectrum": check_hessian_spectrum,
-    "sgd-noise": check_sgd_noise,
-    "limit-cycles": check_limit_cycles,
-    "relaxation-1d": check_relaxation_1d,
     "anneal": check_anneal,
     "entropy-sgd": check_entropy_sgd,
     "relaxation": check_relaxation,
@@ -892,27 +724,6 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
         "cost_curves.png": "Sagun et al. Fig. 8, Table 2: GD and SGD on MNIST 50-50 and 500-300 networks "
         "reach similar training costs (4.52e-4 vs 3.86e-4, 1.55e-4 vs 1.38e-4); SGD's test errors are a "
         "little lower (256 vs 299, 174 vs 194 of 10,000).",
-    },
-    "hessian-spectrum": {
-        "hessian_spectrum.png": "Thesis Fig. 3.1, 3.4: the Hessian spectrum of small-LeNet at the end of "
-        "training: ≈94% of |λ| < 1e-4, λ_max ≈ 40, λ_min ≈ −0.46; the same shape for smallfc and char-lstm.",
-    },
-    "sgd-noise": {
-        "sgd_noise.png": "Thesis Fig. 6.1–6.2: the eigenvalues of D(x): rank 1.8% (small-lenet) and 0.6% "
-        "(small-fc) of d, λ(D) = (0.3 ± 2.11)×10⁻³ and (0.9 ± 18.5)×10⁻³, nearly the same at 20%, 40% "
-        "and 100% of training.",
-    },
-    "limit-cycles": {
-        "trajectory_spectrum.png": "Thesis Fig. 6.3: FFT of the weight differences and autocorrelation of "
-        "the weights of tiny-fc over a long SGD run: not flat, outside the white-noise band; ‖∇f‖ stays away "
-        "from zero.",
-        "double_well.png": "Thesis Fig. 6.4: the double well with a rotational force λ = 0, 0.5, 1.5: the "
-        "steady state stays e^(−Φ) while the critical points move and a limit cycle appears.",
-    },
-    "relaxation-1d": {
-        "relaxation_1d.png": "Thesis Fig. 4.1: a rugged 1-D loss smoothed by the viscous and non-viscous "
-        "Hamilton–Jacobi and heat equations; the density of plain SGD stays in the local minima next to its "
-        "start, the smoothed dynamics reach the wide global minimum.",
     },
     "anneal": {
         "train_loss.png": "AnnealSGD paper Fig. 3a, 3c: training loss of the deep thin mnistfc and "
