@@ -188,14 +188,14 @@ def exact_spectrum(
     model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, config: dict
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The dense Hessian in float64 (d Hessian–vector products, as
-    :func:`~deeplandscape.analysis.exact_hessian` forms it) and its eigenvalues, taken with one thread: MKL's
-    eigensolver gives other bits from call to call with two. Every count is exact; |λ| ≤ d·eps·max|λ| is
-    zero to rounding."""
+    :func:`~deeplandscape.analysis.exact_hessian` forms it) and its eigenvalues, with one thread: MKL's
+    eigensolver gives other bits from call to call with two.
+    Every count is exact; |λ| ≤ d·eps·max|λ| is zero to rounding."""
     op = HessianOperator(model.double(), loss_fn, (x.double() if x.is_floating_point() else x, y))
     if op.dim > config["max_exact"]:
         raise ValueError(f"Invalid max_exact: {config['max_exact']} (the network has d = {op.dim})")
-    raw = op.matmat(torch.eye(op.dim, dtype=op.dtype))
     with one_thread():
+        raw = op.matmat(torch.eye(op.dim, dtype=op.dtype))
         eig = torch.linalg.eigvalsh((raw + raw.T) / 2).cpu()
     d = eig.numel()
     near = {}
