@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets
+from deeplandscape import nets, optim
 from deeplandscape.analysis import spectrum_statistics
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._annealing import anneal_ternary_mlp, calibrated_loss, ternary_logits
@@ -121,9 +121,9 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     xt, yt = _unit_interval(splits.test.x), splits.test.y
     name = _net_name(n1)
     ensemble = nets.Ensemble.from_name(name, config["nets"], seed=seed, n1=n1, in_features=x.shape[1])
-    optimizer = nets.EnsembleSGD(ensemble, config["lr"])
+    optimizer = optim.EnsembleSGD(ensemble, config["lr"])
     lr, gamma = config["lr"], config["lr_decay"]
-    history = nets.train_ensemble(
+    history = optim.train_ensemble(
         ensemble, optimizer, (x, y), test=(xt, yt), epochs=config["epochs"], batch_size=config["batch_size"],
         lr_schedule=lambda e: lr * gamma**e, seed=seed,
     )  # fmt: skip
@@ -181,8 +181,8 @@ def run_anneal_unit(config: dict[str, Any], n1: int, seed: int) -> UnitResult:
     sa_acc = (test_logits.argmax(-1) == yt).double().mean(1)
     ensemble = nets.Ensemble.from_name(_net_name(n1), count, seed=seed, n1=n1, in_features=x.shape[1])
     lr, gamma = config["lr"], config["anneal_lr_decay"]
-    history = nets.train_ensemble(
-        ensemble, nets.EnsembleSGD(ensemble, lr), (x, y), test=(xt, yt), epochs=config["anneal_sgd_epochs"],
+    history = optim.train_ensemble(
+        ensemble, optim.EnsembleSGD(ensemble, lr), (x, y), test=(xt, yt), epochs=config["anneal_sgd_epochs"],
         batch_size=config["batch_size"], lr_schedule=lambda e: lr * gamma**e, seed=seed,
     )  # fmt: skip
     with torch.no_grad():

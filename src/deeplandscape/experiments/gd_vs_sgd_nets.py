@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets
+from deeplandscape import nets, optim
 from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
 from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
@@ -89,14 +89,14 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     ensemble = nets.Ensemble.from_name(
         "sagun-teacher", config["seeds"], seed=init_seed, h1=h1, h2=h2, in_features=x.shape[1]
     )
-    optimizer = nets.EnsembleSGD(ensemble, config["lr"])
+    optimizer = optim.EnsembleSGD(ensemble, config["lr"])
     if method == "GD":  # one full-batch step per "epoch", losses recorded after each of the S steps
-        history = nets.train_ensemble(
+        history = optim.train_ensemble(
             ensemble, optimizer, (x, y), test=(xt, yt), epochs=steps, batch_size=n, shuffle="none"
         )
         keep = np.arange(0, steps + 1, steps_per_epoch)
     else:
-        history = nets.train_ensemble(
+        history = optim.train_ensemble(
             ensemble, optimizer, (x, y), test=(xt, yt), epochs=config["epochs"],
             batch_size=config["batch_size"], seed=seed,
         )  # fmt: skip
