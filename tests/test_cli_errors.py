@@ -46,6 +46,7 @@ CASES = {
             "--out",
             "{tmp}/hs",
             "models=small-lenet",
+            "data=mnist",
             "fisher_model=none",
             "mnist_path={tmp}/no-mnist",
         ],

@@ -357,7 +357,7 @@ def test_invalid_values_are_refused_before_any_file_exists(
         ("tripartite", "sizes=8,100000", "Invalid sizes: 8,100000 needs about"),
         ("layers", "starts=100000000", "Invalid starts: 100000000 needs about"),
         ("shift", "sizes=20,100000", "Invalid sizes: 20,100000 needs about"),
-        ("hessian-spectrum", "max_exact=100000000", None),  # fc-digits at the quick scale is small
+        ("hessian-spectrum", "max_exact=100000000", None),  # smallfc at the quick scale is small
         (
             "hessian-spectrum",
             "max_exact=100000000 fc_hidden=1000",
@@ -593,7 +593,7 @@ def test_newton_critical_points_are_the_same_bits_on_every_call():
 
 def test_the_exact_hessian_spectrum_is_taken_with_one_thread(monkeypatch):
     """MKL's multithreaded float32 eigensolver returned other bits from run to run for the trained
-    fc-digits Hessian (λ_min differed in the 7th digit between two demos): the dense route of
+    smallfc Hessian (λ_min differed in the 7th digit between two demos): the dense route of
     hessian-spectrum takes its eigenvalues with one thread."""
     import torch
 
@@ -608,10 +608,10 @@ def test_the_exact_hessian_spectrum_is_taken_with_one_thread(monkeypatch):
 
     monkeypatch.setattr(torch.linalg, "eigvalsh", recording)
     config = resolve_config(hs.EXPERIMENT, "quick", 0, ["fisher_model=none"])
-    model, loss_fn, x, y = hs.build("fc-digits", config, 0)
+    model, loss_fn, x, y = hs.build("smallfc", config, 0)
     torch.set_num_threads(2)
     try:
-        hs.spectrum(model, loss_fn, x[:20], y[:20], config, 0)
+        hs.exact_spectrum(model, loss_fn, x[:20], y[:20], config)
         assert threads == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
@@ -621,7 +621,7 @@ def test_the_exact_hessian_spectrum_is_taken_with_one_thread(monkeypatch):
 def test_hessian_spectrum_rerun_with_the_same_seed_is_byte_identical(tmp_path):
     """Two processes with two threads each, as `make demo` runs it."""
     cmd = [sys.executable, "-m", "deeplandscape.cli", "run", "hessian-spectrum", "--quiet",
-           "models=fc-digits,lenet-digits", "fisher_model=none"]  # fmt: skip
+           "seeds=2", "fisher_model=none"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     for name in ("a", "b"):
         subprocess.run([*cmd, "--out", str(tmp_path / name)], env=env, check=True)

@@ -47,7 +47,7 @@ DEMO_EXPERIMENTS: list[tuple[str, str, tuple[str, ...]]] = [
             "width_samples=64",
         ),
     ),
-    ("hessian-spectrum", "default", ("models=fc-digits,lenet-digits", "fisher_model=none")),
+    ("hessian-spectrum", "default", ("seeds=2", "fisher_model=none")),
 ]
 
 

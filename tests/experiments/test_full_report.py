@@ -57,37 +57,6 @@ CASES = {
                   {"net": "10-10", "method": "SGD", "train_cost": 0.50, "test_errors": 40}]},
         [_set(("runs", 1, "train_cost"), 1.5), _set(("runs", 1, "test_errors"), 70)],
     ),
-    "hessian-spectrum": (
-        {"models": [{"name": "fc", "near_zero_fraction": {"0.0001": 0.9, "0.01": 0.95}, "lambda_max": 5.0,
-                     "lambda_min": -0.2, "method": "exact"},
-                    {"name": "small-allcnn", "data": "CIFAR-10", "method": "fisher-diagonal",
-                     "near_zero_fraction": {"1e-05": 0.94, "0.0001": 0.97, "0.01": 1.0}, "lambda_max": 0.3,
-                     "lambda_min": 0.0}]},
-        [_set(("models", 0, "near_zero_fraction", "0.0001"), 0.4), _set(("models", 0, "lambda_min"), -1.0),
-         _set(("models", 1, "near_zero_fraction", "1e-05"), 0.3)],
-    ),
-    "sgd-noise": (
-        {"models": [{"name": "fc", "params": 1242, "noise_samples": 512, "checkpoints": [
-            {"fraction": 0.2, "rank": 30, "rank_fraction": 0.024, "eig_mean": 0.04, "eig_std": 0.4},
-            {"fraction": 1.0, "rank": 25, "rank_fraction": 0.020, "eig_mean": 0.04, "eig_std": 0.5},
-        ]}]},
-        [_set(("models", 0, "checkpoints", 1, "rank_fraction"), 0.2),
-         _set(("models", 0, "checkpoints", 0, "eig_std"), 2.0),
-         _set(("models", 0, "checkpoints", 1, "eig_mean"), 0.5)],
-    ),
-    "limit-cycles": (
-        {"acf_exceed99": 0.6, "fft_exceed99": 0.2, "fft_low_to_high_ratio": 3.0, "grad_norm_final": 0.25,
-         "grad_norm_mean_after_burnin": 0.3, "gibbs_x1_sq": 1.04, "double_well": [
-             {"lambda": 0.0, "sde_mean_x1_sq": 1.03, "sde_mean_x2_sq": 1.0, "limit_cycle": False},
-             {"lambda": 1.5, "sde_mean_x1_sq": 1.00, "sde_mean_x2_sq": 0.98, "limit_cycle": True},
-         ]},
-        [_set(("acf_exceed99",), 0.01), _set(("fft_exceed99",), 0.01), _set(("grad_norm_final",), 1e-4),
-         _set(("double_well", 1, "sde_mean_x2_sq"), 1.5), _set(("double_well", 0, "limit_cycle"), True)],
-    ),
-    "relaxation-1d": (
-        {"terminal_mass_near_global_min": {"sgd": 0.01, "heat": 0.9, "viscous-hj": 0.85}},
-        [_set(("terminal_mass_near_global_min", "heat"), 0.2)],
-    ),
 }  # fmt: skip
 
 

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,10 +10,9 @@ from torch import nn
 from deeplandscape import data as dl_data
 from deeplandscape import nets
 from deeplandscape.analysis import exact_hessian
-from deeplandscape.experiments import choromanska_nets, gd_vs_sgd_nets, hessian_spectrum, teacher_student
+from deeplandscape.experiments import choromanska_nets, gd_vs_sgd_nets, teacher_student
 from deeplandscape.experiments.spec import resolve_config
 
-from ..data._files import write_cifar_dir
 from ._quick import run_quick
 
 
@@ -179,72 +177,3 @@ def test_gd_vs_sgd_nets(tmp_path):
     for net in {r["net"] for r in runs}:
         a, b = (saved[f"{net}_{m}_train_curve"][0] for m in ("GD", "SGD"))
         np.testing.assert_array_equal(a, b)
-
-
-def test_hessian_spectrum_fisher_quick(tmp_path):
-    """Thesis §3.3.1 (iv): the Fisher-diagonal entry of an allcnn-shaped network (small-allcnn at quick
-    scale, on generated CIFAR-shaped data)."""
-    exp = hessian_spectrum.EXPERIMENT
-    overrides = ["fc_hidden=2", "samples=20", "epochs=2"]  # keep the exact-Hessian unit trivial
-    config = resolve_config(exp, "quick", 0, overrides)
-    results, out = _run(exp, tmp_path, overrides)
-    fisher = [m for m in results["models"] if m["method"] == "fisher-diagonal"]
-    assert len(fisher) == 1 and results["models"][0]["method"] == "exact"
-    (m,) = fisher
-    assert {"name", "params", "near_zero_fraction", "lambda_max", "lambda_min", "method"} <= m.keys()
-    assert m["name"] == config["fisher_model"] == "small-allcnn"
-    assert m["params"] == nets.parameter_count(nets.get("small-allcnn")) == 26_982
-    assert "stand-in" in m["data"] and "stand-in" in (out / "report.md").read_text()
-    # Variances: non-negative, and the fractions below a threshold grow with it.
-    assert 0.0 <= m["lambda_min"] <= m["lambda_max"]
-    fr = m["near_zero_fraction"]
-    assert 0.0 <= fr["1e-05"] <= fr["0.0001"] <= fr["0.01"] <= 1.0
-    saved = np.load(out / "hessian_spectrum.npz")["small-allcnn_eigenvalues"]
-    assert (
-        saved.shape == (26_982,)
-        and abs(float(saved.astype(np.float64).sum()) - m["fisher_trace"]) < 1e-3 * m["fisher_trace"]
-    )
-    # Training lowered the loss below a uniform guess over the 10 classes.
-    assert m["train_loss"] < math.log(10)
-
-
-def test_fisher_spectrum_matches_per_sample_loop():
-    """The Fisher diagonal of a small-allcnn (float64, eval mode) equals the variance over samples of
-    per-sample gradients computed one sample at a time by autograd: entries ≥ 0, their sum is
-    (1/N) Σ_k ‖g_k − ḡ‖², and the fractions and extremes are those of the directly computed vector."""
-    model = nets.get("small-allcnn", seed=1).double().eval()
-    x, y = hessian_spectrum.cifar_standin(6, seed=2)
-    x = x.double()
-    loss_fn = nn.CrossEntropyLoss()
-    spec = hessian_spectrum.fisher_spectrum(model, loss_fn, x, y, batch_size=4)  # batches of 4 and 2
-    grads = []
-    for k in range(6):
-        model.zero_grad()
-        loss_fn(model(x[k : k + 1]), y[k : k + 1]).backward()
-        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
-    g = torch.stack(grads)
-    direct = ((g - g.mean(0)) ** 2).mean(0)
-    assert spec.method == "fisher-diagonal" and spec.eigenvalues.shape == (26_982,)
-    assert (spec.eigenvalues >= 0).all()
-    np.testing.assert_allclose(spec.eigenvalues, direct.numpy(), rtol=1e-8, atol=1e-14)
-    total = float(((g - g.mean(0)) ** 2).sum(1).mean())
-    assert abs(spec.eigenvalues.sum() - total) <= 1e-9 * total
-    assert abs(spec.lambda_max - float(direct.max())) <= 1e-8 * float(direct.max())
-    assert abs(spec.lambda_min - float(direct.min())) <= 1e-8 * float(direct.max())
-    for t in hessian_spectrum.FISHER_THRESHOLDS:
-        assert spec.near_zero_fraction[f"{t:g}"] == float((direct < t).double().mean())
-
-
-@pytest.mark.slow
-def test_hessian_spectrum_fisher_reads_cifar10_when_given(tmp_path):
-    """With ``cifar10_path`` the Fisher network trains on the CIFAR-10 loader's images (generated files in
-    the python-batch layout here), and asking for more images than the training split holds is an error."""
-    write_cifar_dir(tmp_path / "cifar", per_batch=8, seed=0)
-    exp = hessian_spectrum.EXPERIMENT
-    base = [f"cifar10_path={tmp_path / 'cifar'}", "fisher_epochs=1"]
-    config = resolve_config(exp, "quick", 0, [*base, "fisher_samples=16"])
-    r = hessian_spectrum.run_fisher_unit(config, 0)
-    assert r.values["data"] == "cifar10" and r.values["samples"] == 16 and r.values["params"] == 26_982
-    assert r.values["lambda_min"] >= 0.0
-    with pytest.raises(ValueError, match="Invalid fisher_samples"):
-        hessian_spectrum.run_fisher_unit(resolve_config(exp, "quick", 0, [*base, "fisher_samples=1000"]), 0)
