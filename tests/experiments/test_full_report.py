@@ -83,30 +83,6 @@ CASES = {
          "sizes": [{"max_energy_change": 0.03}, {"max_energy_change": 0.02}]},
         [_set(("distance_exponent",), -0.1), _set(("sizes", 0, "max_energy_change"), 1.5)],
     ),
-    "choromanska-nets": (
-        {"widths": [
-            {"n1": 5, "train_test_pearson": 0.97, "scaled_test_loss_std": 0.11,
-             "mean_normalized_index": 0.02},
-            {"n1": 25, "train_test_pearson": 0.67, "scaled_test_loss_std": 0.06,
-             "mean_normalized_index": None},
-        ], "annealing": [{"n1": 10, "accuracy_drop": 0.02}, {"n1": 25, "accuracy_drop": -0.001}]},
-        [_set(("widths", 1, "train_test_pearson"), 0.99), _set(("widths", 1, "scaled_test_loss_std"), 0.2),
-         _set(("widths", 0, "mean_normalized_index"), 0.2), _set(("annealing", 0, "accuracy_drop"), 0.03)],
-    ),
-    "teacher-student": (
-        {"teacher": {"sizes": [64, 50, 30, 10]}, "students": [
-            {"sizes": [64, 5, 5, 10], "parameters": 415, "train_cost_summary": {"min": 0.4, "std": 0.18}},
-            {"sizes": [64, 120, 120, 10], "parameters": 23530,
-             "train_cost_summary": {"min": 0.04, "std": 0.003}},
-        ]},
-        [_set(("students", 1, "train_cost_summary", "min"), 1e-5),
-         _set(("students", 1, "train_cost_summary", "std"), 0.5)],
-    ),
-    "gd-vs-sgd-nets": (
-        {"runs": [{"net": "10-10", "method": "GD", "train_cost": 0.42, "test_errors": 58},
-                  {"net": "10-10", "method": "SGD", "train_cost": 0.50, "test_errors": 40}]},
-        [_set(("runs", 1, "train_cost"), 1.5), _set(("runs", 1, "test_errors"), 70)],
-    ),
     "hessian-spectrum": (
         {"models": [{"name": "fc", "near_zero_fraction": {"0.0001": 0.9, "0.01": 0.95}, "lambda_max": 5.0,
                      "lambda_min": -0.2, "method": "exact"},

@@ -220,126 +220,6 @@ def check_shift(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
     ]
 
 
-def check_choromanska_nets(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    rows = sorted(results["widths"], key=lambda r: r["n1"])
-    claims = []
-    pearson = [r for r in rows if _finite(r["train_test_pearson"])]
-    text = "Choromanska et al. Table 1: the train–test Pearson correlation falls as n1 grows (0.76 → 0.41)"
-    if len(pearson) < 2:
-        claims.append(_claim(text, None, "fewer than two widths with a correlation"))
-    else:
-        claims.append(
-            _claim(
-                text,
-                pearson[-1]["train_test_pearson"] < pearson[0]["train_test_pearson"],
-                ", ".join(f"n1 = {r['n1']}: {_g(r['train_test_pearson'])}" for r in pearson),
-            )
-        )
-    text = "Choromanska et al. Fig. 3 (right), Fig. 9: the spread of the scaled test loss falls as n1 grows"
-    if len(rows) < 2:
-        claims.append(_claim(text, None, "a single width"))
-    else:
-        claims.append(
-            _claim(
-                text,
-                rows[-1]["scaled_test_loss_std"] < rows[0]["scaled_test_loss_std"],
-                ", ".join(f"n1 = {r['n1']}: std {_g(r['scaled_test_loss_std'])}" for r in rows),
-            )
-        )
-    indexed = [r for r in rows if r.get("mean_normalized_index") is not None]
-    text = (
-        "Choromanska et al. Fig. 4–5: the solutions are minima or saddles of low normalized index "
-        "(order 0.01; criterion: mean ≤ 0.05 at every width)"
-    )
-    if not indexed:
-        claims.append(_claim(text, None, "no Hessian computed"))
-    else:
-        claims.append(
-            _claim(
-                text,
-                max(r["mean_normalized_index"] for r in indexed) <= 0.05,
-                ", ".join(f"n1 = {r['n1']}: {_g(r['mean_normalized_index'])}" for r in indexed),
-            )
-        )
-    annealed = results.get("annealing") or []
-    if annealed:
-        claims.append(
-            _claim(
-                "Choromanska et al. §5, Fig. 6: simulated annealing over weights in {−1, 0, 1} loses at most "
-                "2.5 points of test accuracy against SGD",
-                max(r["accuracy_drop"] for r in annealed) <= 0.025,
-                ", ".join(f"n1 = {r['n1']}: drop {_g(100 * r['accuracy_drop'])} pts" for r in annealed),
-            )
-        )
-    return claims
-
-
-def check_teacher_student(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    teacher = results["teacher"]["sizes"]
-    students = sorted(results["students"], key=lambda r: r["parameters"])
-    copies = [
-        s for s in students if all(a >= b for a, b in zip(s["sizes"][1:-1], teacher[1:-1], strict=True))
-    ]
-    text = (
-        "Sagun et al. §3.1.3, Table 1: SGD stops above zero cost even where the student can copy the teacher "
-        "(criterion: every such student's training cost KL ≥ 1e-3)"
-    )
-    claims = []
-    if not copies:
-        claims.append(_claim(text, None, "no student as large as the teacher"))
-    else:
-        lowest = min(s["train_cost_summary"]["min"] for s in copies)
-        claims.append(_claim(text, lowest >= 1e-3, f"lowest training cost {_g(lowest)}"))
-    text = "Sagun et al. Fig. 5: larger students concentrate in a narrower band of training costs"
-    if len(students) < 2:
-        claims.append(_claim(text, None, "a single student size"))
-    else:
-        small, large = students[0], students[-1]
-        claims.append(
-            _claim(
-                text,
-                large["train_cost_summary"]["std"] < small["train_cost_summary"]["std"],
-                f"std {_g(small['train_cost_summary']['std'])} ({small['parameters']} parameters), "
-                f"{_g(large['train_cost_summary']['std'])} ({large['parameters']} parameters)",
-            )
-        )
-    return claims
-
-
-def check_gd_vs_sgd_nets(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    pairs: dict[str, dict[str, dict]] = {}
-    for r in results["runs"]:
-        pairs.setdefault(r["net"], {})[r["method"]] = r
-    pairs = {k: v for k, v in pairs.items() if {"GD", "SGD"} <= set(v)}
-    costs = "Sagun et al. Table 2: GD and SGD reach similar training costs in the same steps (criterion: ×2)"
-    errors = "Sagun et al. Table 2: SGD's test error is a little lower than GD's (256 vs 299, 174 vs 194)"
-    if not pairs:
-        return [_claim(costs, None, "no network with both"), _claim(errors, None, "no network with both")]
-    ratios = {
-        net: max(m["GD"]["train_cost"], m["SGD"]["train_cost"])
-        / min(m["GD"]["train_cost"], m["SGD"]["train_cost"])
-        for net, m in pairs.items()
-    }
-    return [
-        _claim(
-            costs,
-            all(r <= 2 for r in ratios.values()),
-            ", ".join(
-                f"{net}: GD {_g(m['GD']['train_cost'])}, SGD {_g(m['SGD']['train_cost'])}"
-                for net, m in pairs.items()
-            ),
-        ),
-        _claim(
-            errors,
-            all(m["SGD"]["test_errors"] <= m["GD"]["test_errors"] for m in pairs.values()),
-            ", ".join(
-                f"{net}: GD {_g(m['GD']['test_errors'])}, SGD {_g(m['SGD']['test_errors'])} errors"
-                for net, m in pairs.items()
-            ),
-        ),
-    ]
-
-
 def check_hessian_spectrum(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
     models = [m for m in results["models"] if m["method"] != "fisher-diagonal"]
     fisher = [m for m in results["models"] if m["method"] == "fisher-diagonal"]
@@ -805,9 +685,6 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "tripartite": check_tripartite,
     "layers": check_layers,
     "shift": check_shift,
-    "choromanska-nets": check_choromanska_nets,
-    "teacher-student": check_teacher_student,
-    "gd-vs-sgd-nets": check_gd_vs_sgd_nets,
     "hessian-spectrum": check_hessian_spectrum,
     "sgd-noise": check_sgd_noise,
     "limit-cycles": check_limit_cycles,
@@ -873,25 +750,6 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
     "shift": {
         "shift.png": "AnnealSGD paper Thm 5 / Thm A-5: under a small field a minimum moves by O(n^(−α)), "
         "α ∈ (1/4, 1/3), and the normalized energy by at most 2ν (a theorem, no figure).",
-    },
-    "choromanska-nets": {
-        "scaled_test_loss.png": "Choromanska et al. Fig. 3 (right), Fig. 8 (bottom), Fig. 9: the scaled test "
-        "losses of 1000 networks per n1 on 10×10 MNIST concentrate as n1 grows; Table 1: train–test Pearson "
-        "0.7616, 0.6861, 0.5983, 0.5302, 0.4081 for n1 = 25, 50, 100, 250, 500.",
-        "normalized_index.png": "Choromanska et al. Fig. 4–5: the normalized index of the solutions is 0 or "
-        "of the order 0.01 (minima or low-index saddles), n1 = 10, 25, 50, 100.",
-        "annealing.png": "Choromanska et al. Fig. 6: simulated annealing with weights restricted to "
-        "{−1, 0, 1} reaches test accuracies within 2.5 points of SGD's on a subset of 10×10 MNIST.",
-    },
-    "teacher-student": {
-        "training_cost.png": "Sagun et al. Fig. 5, Table 1: training costs of students of four sizes trained "
-        "on a 784-500-300-10 teacher's soft labels stop above zero; larger students concentrate in a "
-        "narrower band.",
-    },
-    "gd-vs-sgd-nets": {
-        "cost_curves.png": "Sagun et al. Fig. 8, Table 2: GD and SGD on MNIST 50-50 and 500-300 networks "
-        "reach similar training costs (4.52e-4 vs 3.86e-4, 1.55e-4 vs 1.38e-4); SGD's test errors are a "
-        "little lower (256 vs 299, 174 vs 194 of 10,000).",
     },
     "hessian-spectrum": {
         "hessian_spectrum.png": "Thesis Fig. 3.1, 3.4: the Hessian spectrum of small-LeNet at the end of "
