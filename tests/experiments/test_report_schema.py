@@ -196,3 +196,9 @@ def test_results_md_is_generated_from_report_json(tmp_path, toy):
     assert "| mean |" in text  # the experiment's table, with the paper's number beside ours
     with pytest.raises(SystemExit):
         main(["results", str(tmp_path / "missing.json"), "--out", str(out)])
+
+
+def test_an_experiment_may_not_name_a_parameter_like_a_reserved_key():
+    for name in ("scale", "seed", "experiment"):
+        with pytest.raises(ValueError, match="may not be named"):
+            Experiment(**{**TOY.__dict__, "params": {**TOY.params, name: Param("float", 1.0, "x")}})

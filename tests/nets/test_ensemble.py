@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeplandscape import nets
-from deeplandscape.nets.ensemble import Ensemble, EnsembleSGD, evaluate_ensemble, train_ensemble
+from deeplandscape.nets.ensemble import Ensemble, evaluate_ensemble
+from deeplandscape.optim import EnsembleSGD, train_ensemble
 
 TOL = 1e-10
 

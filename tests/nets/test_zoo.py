@@ -82,6 +82,20 @@ def test_every_network_has_a_formula():
     assert set(nets.available()) == set(FORMULA)
 
 
+def test_the_zoo_is_derived_from_the_modules():
+    """Every network class the package exports is built by an entry of the zoo (its module's NETS): a
+    network module that forgets to declare its networks fails here, and no list of names is kept by hand."""
+    exported = {
+        getattr(nets, name)
+        for name in nets.__all__
+        if isinstance(getattr(nets, name), type) and issubclass(getattr(nets, name), torch.nn.Module)
+    } - {nets.Ensemble}
+    built = {type(nets.get(name)) for name in nets.available()}
+    assert exported <= built
+    for name, entry in nets.specs().items():
+        assert entry.name == name and nets.spec(name) is entry
+
+
 @pytest.mark.parametrize("name", nets.available())
 def test_parameter_count_matches_architecture_formula(name):
     assert nets.parameter_count(nets.get(name)) == FORMULA[name]

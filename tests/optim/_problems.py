@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 import deeplandscape.optim as dlo
+from deeplandscape.optim._parle_replicas import ReplicatedOptimizer
 
 
 def quadratic(w: Tensor) -> Tensor:
@@ -115,7 +116,19 @@ def build(name: str, params, **kw) -> torch.optim.Optimizer:
     return cls(params, **kw)
 
 
-NAMES = ["anneal-sgd", "gradient-noise", "sgld", "entropy-sgd", "entropy-adam", "hj", "heat"]
+def _one_name_per_class() -> dict[str, type[torch.optim.Optimizer]]:
+    """The optimizers that deeplandscape.optim declares, under their first name (aliases dropped)."""
+    first: dict[type, str] = {}
+    for name, cls in dlo.registry.declared().items():
+        first.setdefault(cls, name)
+    return {name: cls for cls, name in first.items()}
+
+
+# Every optimizer of the package, from its registry: a new one is tested without being listed here.
+OURS = _one_name_per_class()
+# Replica-coupled optimizers train n copies of a model (tests of their own); SAM needs a closure.
+REPLICATED = [name for name, cls in OURS.items() if issubclass(cls, ReplicatedOptimizer)]
+NAMES = [name for name, cls in OURS.items() if name not in REPLICATED and cls is not dlo.SAM]
 
 
 # Elastic-SGD and Parle: float64 replicas of a small tanh MLP on a regression task, random quadratics.
@@ -218,6 +231,8 @@ EVERY: dict[str, tuple[type[torch.optim.Optimizer] | None, dict]] = {
     "distributed-parle": (None, dict(lr=0.1, L=3, noise=1e-3, seed=0)),
     "distributed-elastic-sgd": (None, dict(lr=0.1)),
 }  # fmt: skip
+# The optimizers that wrap a base optimizer (built with one in EVERY).
+WRAPPERS = [name for name, (base, _) in EVERY.items() if base is not None and ":" not in name]
 
 
 def embedding_model(dtype: torch.dtype = torch.float64, sparse: bool = False, seed: int = 0) -> nn.Module:

@@ -16,6 +16,7 @@ import deeplandscape.optim as dlo
 
 from ._problems import (
     EVERY,
+    WRAPPERS,
     assert_identical,
     build_any,
     embedding_model,
@@ -191,7 +192,7 @@ def test_entropy_sgd_state_saved_before_outer_momentum_existed_keeps_its_meaning
     assert fresh.param_groups[0]["outer_momentum"] == 0.6 and fresh.param_groups[0]["outer_nesterov"] is True
 
 
-@pytest.mark.parametrize("wrapper", ["anneal-sgd", "gradient-noise", "sam"])
+@pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_a_wrapper_around_a_seeded_base_resumes_bit_for_bit(wrapper):
     """The base optimizer's own generators (SGLD as base) travel in the wrapper's state_dict."""
     kw = {"anneal-sgd": dict(J=0.01, p=3, seed=0), "gradient-noise": dict(eta=0.01, seed=0), "sam": {}}[

@@ -3,7 +3,8 @@
 Checked against the single-process optimizers over the same n replicas (same initial weights, data splits,
 mini-batches and seeds): the master is bitwise identical on all ranks and equal to the single-process one,
 and ``all_reduce`` (counted by wrapping ``torch.distributed.all_reduce``) runs once at construction and
-then only on Parle's outer steps (every L-th step), on every step for Elastic-SGD.
+then only on Parle's outer steps (every L-th step; twice there with ``variant="authors"``), on every step for
+Elastic-SGD.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PARLE = dict(
     lr=0.1, inner_lr=0.05, L=L, gamma=0.8, rho=0.5, scoping=0.1, gamma_min=0.3, rho_min=0.2, noise=1e-4
 )
 ELASTIC = dict(lr=0.05, rho=0.5, scoping=0.1, rho_min=0.2)
+# the authors' code (variant="authors"): one learning rate for both loops, two averages per outer step
+AUTHORS = dict(PARLE, inner_lr=None, lr=0.05, variant="authors")
 
 
 def make_model(seed: int) -> nn.Module:
@@ -82,6 +85,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         result = {}
         for name, cls, knobs in (
             ("parle", DistributedParle, PARLE),
+            ("parle-authors", DistributedParle, AUTHORS),
             ("elastic", DistributedElasticSGD, ELASTIC),
         ):
             current[0] = -1
@@ -89,7 +93,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             model = make_model(rank)
             opt = (
                 cls(model.parameters(), seed=3, **knobs)
-                if name == "parle"
+                if name.startswith("parle")
                 else cls(model.parameters(), **knobs)
             )
             masters = train(
@@ -122,12 +126,18 @@ def test_distributed_equals_single_process(world, tmp_path, monkeypatch):
         train(models, Parle([m.parameters() for m in models], seed=3, **PARLE), streams)
     )
     models = [make_model(a) for a in range(world)]
+    single_authors = torch.stack(
+        train(models, Parle([m.parameters() for m in models], seed=3, **AUTHORS), streams)
+    )
+    models = [make_model(a) for a in range(world)]
     single_elastic = torch.stack(
         train(models, ElasticSGD([m.parameters() for m in models], **ELASTIC), streams)
     )
 
+    outer = [t for t in range(STEPS) if (t + 1) % L == 0]
     for name, single, expected_calls in (
-        ("parle", single_parle, [-1] + [t for t in range(STEPS) if (t + 1) % L == 0]),
+        ("parle", single_parle, [-1, *outer]),
+        ("parle-authors", single_authors, [-1] + [t for t in outer for _ in range(2)]),
         ("elastic", single_elastic, [-1, *range(STEPS)]),
     ):
         masters = [r[name]["masters"] for r in ranks]

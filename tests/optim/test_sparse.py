@@ -15,7 +15,15 @@ import torch
 
 import deeplandscape.optim as dlo
 
-from ._problems import EVERY, build_any, embedding_loss, embedding_model, take_steps, weights_and_reference
+from ._problems import (
+    EVERY,
+    WRAPPERS,
+    build_any,
+    embedding_loss,
+    embedding_model,
+    take_steps,
+    weights_and_reference,
+)
 
 TOL = 1e-12
 
@@ -58,7 +66,7 @@ def test_a_dense_perturbed_gradient_refused_by_a_sparse_base_is_named_with_the_p
         take_steps(model, opt, 0, 1)
 
 
-@pytest.mark.parametrize("wrapper", ["anneal-sgd", "gradient-noise", "sam"])
+@pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_a_wrapper_without_perturbation_passes_sparse_gradients_to_its_base(wrapper):
     """AnnealSGD with J = 0, GradientNoise with η = 0, SAM with ρ = 0 are exactly ``SparseAdam`` (which
     takes sparse gradients only)."""

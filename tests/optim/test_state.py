@@ -11,7 +11,7 @@ from torch import nn
 
 import deeplandscape.optim as dlo
 
-from ._problems import NAMES, batches, blobs, small_mlp, train
+from ._problems import EVERY, NAMES, OURS, batches, blobs, small_mlp, train
 
 # Non-degenerate settings with every random source switched on and short cycles (L = 3).
 SETTINGS = {
@@ -329,6 +329,24 @@ def test_registry():
         dlo.register("my-sgd", "torch.optim:Adam")
     with pytest.raises(ValueError, match="Invalid target"):
         dlo.register("other", "torch.optim.SGD")
+    with pytest.raises(ValueError, match=r"already registered for deeplandscape\.optim\.heat:Heat"):
+        dlo.register("heat", "torch.optim:SGD")
+
+
+def test_the_registry_is_derived_from_the_modules():
+    """Every optimizer class the package exports is registered by its module's OPTIMIZERS (none is left out
+    or listed by hand), and the test settings cover every one of them."""
+    exported = {
+        getattr(dlo, name)
+        for name in dlo.__all__
+        if isinstance(getattr(dlo, name), type) and issubclass(getattr(dlo, name), torch.optim.Optimizer)
+    }
+    declared = dlo.registry.declared()
+    assert exported == set(declared.values())
+    for name, cls in declared.items():
+        assert dlo.get(name) is cls and name in dlo.available()
+    assert {"sgd", "adam"} <= set(dlo.available())
+    assert {name.split(":")[0] for name in EVERY} == set(OURS)
 
 
 def test_recompute_batchnorm_gives_the_statistics_of_the_weights_in_the_model():

@@ -16,9 +16,8 @@ from torch import nn
 
 import deeplandscape.optim as dlo
 
-from ._problems import EVERY, build_any, embedding_model
+from ._problems import EVERY, REPLICATED, WRAPPERS, build_any, embedding_model
 
-REPLICATED = {"parle", "elastic-sgd", "distributed-parle", "distributed-elastic-sgd"}
 SINGLE = [n for n in EVERY if n not in REPLICATED]
 BAD = [("lr", math.nan), ("lr", math.inf), ("lr", -1.0), ("weight_decay", math.nan), ("weight_decay", -1.0)]
 
@@ -73,7 +72,7 @@ def test_invalid_param_group_is_refused_before_anything_is_added(name, knob, val
     assert len(opt.param_groups) == 2
 
 
-@pytest.mark.parametrize("name", ["anneal-sgd", "gradient-noise", "sam"])
+@pytest.mark.parametrize("name", WRAPPERS)
 def test_a_group_the_base_optimizer_refuses_is_kept_by_neither(name):
     model = embedding_model()
     opt = build_any(name, list(model["lin"].parameters()))
@@ -98,7 +97,7 @@ def test_replicated_optimizers_refuse_non_finite_knobs(name, knob, value):
         build_any(name, embedding_model().parameters(), **{knob: value})
 
 
-@pytest.mark.parametrize("wrapper", ["anneal-sgd", "gradient-noise", "sam"])
+@pytest.mark.parametrize("wrapper", WRAPPERS)
 def test_a_base_optimizer_whose_step_needs_a_closure_is_refused(wrapper):
     w = [nn.Parameter(torch.zeros(3, 3))]
     kw = {"anneal-sgd": dict(p=3), "gradient-noise": {}, "sam": {}}[wrapper]

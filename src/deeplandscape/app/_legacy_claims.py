@@ -454,12 +454,6 @@ def _pairwise(
     return _claim(claim, all(verdicts), "; ".join(shown))
 
 
-def _no_worse(a: dict, b: dict) -> bool | None:
-    """``a``'s error at most ``b``'s plus one std of each."""
-    ea, eb = _error(a), _error(b)
-    return None if ea is None or eb is None else ea <= eb + _std_of(a) + _std_of(b)
-
-
 def _lower_error(a: dict, b: dict) -> bool | None:
     ea, eb = _error(a), _error(b)
     return None if ea is None or eb is None else ea < eb
@@ -491,12 +485,6 @@ def _widest(results: dict[str, Any]) -> str:
     return "widest minimum (lowest λ_max) — " + ("; ".join(parts) if parts else "none measured")
 
 
-def _baseline(methods: dict[str, dict]) -> dict | None:
-    """The better (lower error) of SGD and Adam."""
-    rows = [m for m in (methods.get("sgd"), methods.get("adam")) if m is not None and _error(m) is not None]
-    return min(rows, key=_error) if rows else None
-
-
 def _exact(*names: str) -> Picker:
     return lambda methods: _pick(methods, exact=names)
 
@@ -513,171 +501,6 @@ def _flatness_claim(results: dict[str, Any], who: str, first: Picker, second: Pi
     return Claim(claim.claim, claim.status, f"{claim.evidence}; {_widest(results)}")
 
 
-_ANNEAL = _exact("annealsgd", "anneal", "annealadam")
-_ENTROPY = _exact("entropysgd", "entropyadam")
-
-
-def check_anneal(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    def more_grad(a: dict, b: dict) -> bool | None:
-        ga, gb = a.get("min_abs_grad_early"), b.get("min_abs_grad_early")
-        return None if not (_finite(ga) and _finite(gb)) else ga > gb
-
-    return [
-        _pairwise(
-            results,
-            "AnnealSGD paper Fig. 3b: early in training, AnnealSGD's minimum absolute back-propagated "
-            "gradient exceeds Adam's",
-            _ANNEAL,
-            _exact("adam"),
-            more_grad,
-            lambda a, b: (
-                f"{a['method']} {_g(a.get('min_abs_grad_early'))}, {b['method']} "
-                f"{_g(b.get('min_abs_grad_early'))}"
-            ),
-        ),
-        _pairwise(
-            results,
-            "AnnealSGD paper Table 1, Fig. 3: AnnealSGD reaches Adam's error (criterion: no worse by more "
-            "than one std of each)",
-            _ANNEAL,
-            _exact("adam"),
-            _no_worse,
-            _show_errors,
-        ),
-        _flatness_claim(results, "Beyond the paper: AnnealSGD", _ANNEAL, _exact("adam")),
-    ]
-
-
-def check_entropy_sgd(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    return [
-        _pairwise(
-            results,
-            "Thesis Table 3.1: Entropy-SGD reaches the error of the better of SGD and Adam (criterion: no "
-            "worse by more than one std of each)",
-            _ENTROPY,
-            _baseline,
-            _no_worse,
-            _show_errors,
-        ),
-        _flatness_claim(results, "Thesis Ch. 3: Entropy-SGD", _ENTROPY, _exact("sgd", "adam")),
-    ]
-
-
-def check_relaxation(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    verdicts, shown = [], []
-    for model, methods in _by_model(results).items():
-        errors = {r["method"]: _error(r) for r in methods.values() if _error(r) is not None}
-        if len(errors) < 2:
-            continue
-        lo, hi = min(errors.values()), max(errors.values())
-        verdicts.append(hi <= 1.5 * lo)
-        shown.append(f"{model}: " + ", ".join(f"{k} {_g(v)}" for k, v in errors.items()))
-    text = "Thesis Table 4.1: the final errors of all algorithms are similar (criterion: within ×1.5)"
-    claims = [
-        _claim(text, None, "fewer than two methods measured")
-        if not verdicts
-        else _claim(text, all(verdicts), "; ".join(shown))
-    ]
-    text = (
-        "Thesis Ch. 4: each PDE-smoothed optimizer (Entropy-SGD, HJ, HEAT) finds a flatter minimum than SGD "
-        "(lower top Hessian eigenvalue at the solution)"
-    )
-    verdicts, shown = [], []
-    for model, methods in _by_model(results).items():
-        sgd = methods.get("sgd")
-        for name in ("entropysgd", "entropyadam", "hj", "heat"):
-            verdict = None if sgd is None or name not in methods else _flatter(methods[name], sgd)
-            if verdict is not None:
-                verdicts.append(verdict)
-                shown.append(f"{model}: {_show_tops(methods[name], sgd)}")
-    evidence = "; ".join(shown) if shown else "no model with SGD and a smoothed optimizer measured"
-    claims.append(_claim(text, all(verdicts) if verdicts else None, f"{evidence}; {_widest(results)}"))
-    return claims
-
-
-def check_parle(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    parle = _exact("parle")
-
-    def best_other(methods: dict[str, dict]) -> dict | None:
-        rows = [
-            r
-            for name, r in methods.items()
-            if name in ("elasticsgd", "entropysgd", "sgd") and _error(r) is not None
-        ]
-        return min(rows, key=_error) if rows else None
-
-    def underfits(a: dict, b: dict) -> bool | None:
-        ta, tb = a.get("train_error_mean"), b.get("train_error_mean")
-        return None if not (_finite(ta) and _finite(tb)) else ta > tb
-
-    return [
-        _pairwise(
-            results,
-            "Thesis Table 5.1: Parle has the lowest error of Parle, Elastic-SGD, Entropy-SGD and SGD",
-            parle,
-            best_other,
-            lambda a, b: None if _error(a) is None or _error(b) is None else _error(a) <= _error(b),
-            _show_errors,
-        ),
-        _pairwise(
-            results,
-            "Thesis Fig. 5.6: Parle under-fits: its training error stays above SGD's",
-            parle,
-            _exact("sgd"),
-            underfits,
-            lambda a, b: (
-                f"train error {a['method']} {_g(a.get('train_error_mean'))}, {b['method']} "
-                f"{_g(b.get('train_error_mean'))}"
-            ),
-        ),
-        _pairwise(
-            results,
-            "Thesis Table 5.2: with the data split between replicas, Parle beats SGD on a random subset "
-            "of one replica's size",
-            parle,
-            _exact("sgdrandomsubset"),
-            _lower_error,
-            _show_errors,
-        ),
-        _flatness_claim(results, "Thesis Ch. 5: Parle", parle, _exact("sgd")),
-    ]
-
-
-def check_ensemble_alignment(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    errors = {r["kind"]: r["error"] for r in results["models"] if r["kind"] != "member"}
-    member = results["member_error_mean"]
-    naive, aligned, ensemble = errors["naive-average"], errors["aligned-average"], errors["ensemble"]
-    return [
-        _claim(
-            "Thesis §5.0.1: the naive weight average of independently trained networks is far worse than the "
-            "permutation-aligned average (paper: 89.9% error, near chance; criterion: at least twice the "
-            "aligned average's error)",
-            naive >= 2 * aligned,
-            f"test error % naive {_g(naive)}, aligned {_g(aligned)}",
-        ),
-        _claim(
-            "Thesis §5.0.1: the softmax ensemble is at least as good as an individual network "
-            "(7.84% vs 8.04%)",
-            ensemble <= member,
-            f"test error % ensemble {_g(ensemble)}, members {_g(member)} on average",
-        ),
-    ]
-
-
-def check_sgld(results: dict[str, Any], config: dict[str, Any]) -> list[Claim]:
-    return [
-        _pairwise(
-            results,
-            "Thesis §3.3.6: Entropy-SGD's error is lower than SGLD's (lenet: 0.50% vs 0.63%)",
-            _ENTROPY,
-            _exact("sgld"),
-            _lower_error,
-            _show_errors,
-        ),
-        _flatness_claim(results, "Entropy-SGD", _ENTROPY, _exact("sgld")),
-    ]
-
-
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "floor": check_floor,
     "regimes": check_regimes,
@@ -689,12 +512,6 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Claim]]] = {
     "sgd-noise": check_sgd_noise,
     "limit-cycles": check_limit_cycles,
     "relaxation-1d": check_relaxation_1d,
-    "anneal": check_anneal,
-    "entropy-sgd": check_entropy_sgd,
-    "relaxation": check_relaxation,
-    "parle": check_parle,
-    "ensemble-alignment": check_ensemble_alignment,
-    "sgld": check_sgld,
 }
 
 
@@ -771,53 +588,5 @@ PAPER_FIGURES: dict[str, dict[str, str]] = {
         "relaxation_1d.png": "Thesis Fig. 4.1: a rugged 1-D loss smoothed by the viscous and non-viscous "
         "Hamilton–Jacobi and heat equations; the density of plain SGD stays in the local minima next to its "
         "start, the smoothed dynamics reach the wide global minimum.",
-    },
-    "anneal": {
-        "train_loss.png": "AnnealSGD paper Fig. 3a, 3c: training loss of the deep thin mnistfc and "
-        "validation error of LeNet, Adam against AnnealSGD (J = 1e-3, τ0 = 500): AnnealSGD trains much "
-        "faster early; validation error 2.48% vs 2.92% (mnistfc), 0.55 ± 0.03% vs 0.61 ± 0.04% (LeNet).",
-        "val_error.png": "AnnealSGD paper Fig. 3c: validation error of LeNet, AnnealSGD 0.55 ± 0.03% against "
-        "Adam 0.61 ± 0.04%.",
-        "min_abs_grad.png": "AnnealSGD paper Fig. 3b: the minimum absolute back-propagated gradient is "
-        "significantly larger with AnnealSGD than with Adam early in training.",
-        "alignment.png": "AnnealSGD paper Fig. 4, Table 1: the weights stay aligned with the fixed field h "
-        "(|hᵀw|) but not with resampled noise; test error 7.95 ± 0.04% (AnnealSGD), 8.16 ± 0.07% "
-        "(GradientNoise), 8.42 ± 0.08% (baseline) on CIFAR-10.",
-    },
-    "entropy-sgd": {
-        "val_error.png": "Thesis Fig. 3.5, Table 3.1: validation error against effective epochs on MNIST: "
-        "mnistfc Entropy-SGD 1.37 ± 0.03% @ 120 vs Adam 1.39 ± 0.03% @ 66; lenet 0.50 ± 0.01% @ 80 vs "
-        "0.51 ± 0.01% @ 100.",
-        "train_loss.png": "Thesis Fig. 3.5: training loss against effective epochs, Entropy-SGD against "
-        "SGD/Adam.",
-        "val_perplexity.png": "Thesis Fig. 3.7b, Table 3.1: char-LSTM on War and Peace, validation "
-        "perplexity of Entropy-Adam 1.213 ± 0.007 (test 1.217 ± 0.005 @ 25 effective epochs) against "
-        "Adam's test 1.226 ± 0.01 @ 40.",
-        "char_train_loss.png": "Thesis Fig. 3.7b: char-LSTM training loss against effective epochs.",
-    },
-    "relaxation": {
-        "val_error.png": "Thesis Fig. 4.2, Table 4.1: validation error against effective epochs: mnistfc "
-        "Entropy-SGD 1.08 ± 0.02%, HEAT 1.13 ± 0.02%, HJ 1.17 ± 0.04%, SGD 1.10 ± 0.01%; lenet 0.5%, "
-        "0.59%, 0.5%, 0.5% — all similar, HEAT the worst on lenet.",
-        "train_loss.png": "Thesis Fig. 4.2: training loss against effective epochs (Entropy-SGD converges "
-        "fastest on mnistfc).",
-    },
-    "parle": {
-        "error.png": "Thesis Table 5.1 (lenet, MNIST, n = 6): Parle 0.44 ± 0.01%, Elastic-SGD 0.48 ± 0.01%, "
-        "Entropy-SGD 0.49 ± 0.01%, SGD 0.5 ± 0.01%; Table 5.2: with the data split (n = 3, 50%; n = 6, 25%) "
-        "Parle and Elastic-SGD stay far better than SGD on a random subset.",
-        "error_per_replica.png": "Thesis Fig. 5.2–5.5: error against epochs of each replica.",
-        "wall_clock.png": "Thesis Table 5.1: error against wall-clock time (Parle 4.24 min, SGD 5.6 min).",
-    },
-    "ensemble-alignment": {
-        "overlap.png": "Thesis Fig. 5.1: the overlap ⟨xᵃ, xᵇ⟩/(|xᵃ||xᵇ|) of independently trained networks, "
-        "after a permutation alignment: similar for every pair and far below 1.",
-        "averages.png": "Thesis §5.0.1: six allcnn on CIFAR-10, 8.04 ± 0.16% each; the softmax ensemble "
-        "7.84%; the naive weight average 89.9% (near chance).",
-    },
-    "sgld": {
-        "val_error.png": "Thesis §3.3.6: lenet on MNIST, SGLD with η/(1+t)^b 0.63 ± 0.1% after 300 epochs "
-        "against Entropy-SGD 0.50 ± 0.01% @ 80 effective epochs.",
-        "train_loss.png": "Thesis §3.3.6: SGLD converges more slowly than Entropy-SGD.",
     },
 }

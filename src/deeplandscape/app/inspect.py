@@ -1,13 +1,20 @@
-"""``deeplandscape inspect``: a landscape report of any model, in one run directory.
+"""``deeplandscape inspect``: a landscape report of any model, as a run of the runner.
 
-Given a model factory and a data factory (``package.module:function``), an optional checkpoint and a loss
-name, the command measures the loss landscape at the model's weights and writes
+Given a model factory and a data factory (``package.module:function`` importable from the current
+directory, or ``path/to/file.py:function``), an optional checkpoint, a loss and the output of the model the
+loss takes, inspect measures the loss landscape at the model's weights. It is an application like
+``deeplandscape run``, built on the same machinery (:mod:`deeplandscape.app.runner`): its options are the
+:class:`~deeplandscape.experiments.spec.Param` s of :data:`INSPECT` (a value for ``--quick`` and one
+otherwise), validated by :func:`~deeplandscape.experiments.spec.resolve_config` before any instrument runs
+(values, the factories imported and called, the checkpoint loaded, the output and the loss tried on the
+first batch, the device, the memory of the exact Hessian and of D(x)); each instrument is a unit of work,
+saved as it finishes, so ``--resume`` continues an interrupted inspect without redoing finished instruments;
+the run directory is held, new or empty (or, with ``--resume``, the same inspect), and records the
+configuration's digest. An instrument that fails is reported (in the report and ``results.json``, with its
+error) and the others run. The run directory holds
 
-    <out>/config.json     the resolved configuration (factories, loss, sizes, seed, library version)
-    <out>/results.json    every number below
-    <out>/*.png           spectral density, Fisher diagonal histogram, D(x) spectrum, width, 1-D/2-D slices
-    <out>/landscape.npz   the arrays behind the figures
-    <out>/report.md       the report a person reads first
+    config.json, results.json, timing.json, landscape.npz (the arrays behind the figures), the figures,
+    report.md, report.html and report.json, as every run
 
 with, for the Hessian H of the data-set loss: its spectral density by stochastic Lanczos quadrature, the
 top and bottom eigenvalues by Lanczos (with residuals), the index and normalized index (|λ| ≤ threshold
@@ -16,42 +23,51 @@ standard error, and the exact spectrum when the model is small; the diagonal of 
 (Thesis §3.3.1); the spectrum, rank, mean and standard deviation of the mini-batch diffusion matrix D(x)
 (Thesis Lemma 6.3, §6.3.2); Local Entropy at a few scopes γ and the robust width γ* (Thesis Def. 3.3,
 Def. 4.20); filter-normalized 1-D and 2-D loss slices (Li et al. 2018) and the slice along the top Hessian
-eigenvector. Every file is written atomically (temporary file, then rename). The model is evaluated in
-eval mode unless ``--train-mode``.
+eigenvector. The model is evaluated in eval mode unless ``--train-mode``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.util
 import json
-import math
+import os
+import re
+import shlex
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from deeplandscape.analysis._model import Batch, as_batches, trainable_parameters
-from deeplandscape.htmlreport import markdown_to_html
-from deeplandscape.rundir import (
-    RunDirError,
-    check_memory,
-    discard,
-    entries,
-    hold,
-    new_run_dir,
-    read_json,
-    save_figure,
-    save_npz,
-    with_version,
-    write_json,
-    write_text,
+from deeplandscape.analysis._model import (
+    Batch,
+    Output,
+    _describe,
+    as_batches,
+    preserved,
+    select_output,
+    trainable_parameters,
 )
+from deeplandscape.app import _instruments as instruments
+from deeplandscape.app._instruments import INSTRUMENTS, Target
+from deeplandscape.experiments.spec import (
+    ConfigError,
+    Experiment,
+    Figure,
+    Param,
+    Table,
+    Unit,
+    UnitResult,
+    resolve_config,
+    show,
+)
+from deeplandscape.rundir import check_memory, save_npz
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {
     "cross_entropy": nn.CrossEntropyLoss,
@@ -59,136 +75,88 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "nll": nn.NLLLoss,
     "bce_logits": nn.BCEWithLogitsLoss,
 }
-INSTRUMENTS = ("spectrum", "fisher", "noise", "width", "slices")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-# (full, --quick) defaults of the instrument sizes; an explicit option overrides both.
-SIZES: dict[str, tuple[Any, Any]] = {
-    "top_k": (5, 3),
-    "slq_probes": (8, 2),
-    "slq_steps": (60, 20),
-    "trace_probes": (50, 10),
-    "noise_samples": (512, 64),
-    "gammas": ([1e-4, 1e-3, 1e-2, 1e-1], [1e-3, 1e-2]),
-    "width_chains": (4, 2),
-    "width_steps": (100, 20),
-    "width_burnin": (50, 10),
-    "width_nodes": (6, 3),
-    "line_points": (41, 11),
-    "plane_points": (21, 5),
+# The options, as the runner's parameters; `--quick` is the "quick" scale, and the default scale otherwise.
+PARAMS: dict[str, Param] = {
+    "model": Param("str", "", "model factory: package.module:function or path/to/file.py:function"),
+    "data": Param("str", "", "data factory (batches, a DataLoader or one batch), as --model"),
+    "model_kwargs": Param("str", "{}", "JSON object of keyword arguments for --model"),
+    "data_kwargs": Param("str", "{}", "JSON object of keyword arguments for --data"),
+    "checkpoint": Param("str", "", "state_dict file (torch.save) to load into the model; none by default"),
+    "output": Param(
+        "str", "", "the tensor the loss takes from a model with dict or tuple outputs: a key or an index"
+    ),
+    "loss": Param("str", "cross_entropy", "loss (mean reduction)", choices=tuple(sorted(LOSSES))),
+    "dtype": Param("str", "float64", "evaluation precision", choices=tuple(sorted(DTYPES))),
+    "device": Param("str", "cpu", "torch device: cpu, cuda[:N] or mps"),
+    "train_mode": Param("bool", False, "evaluate in train mode (BatchNorm batch statistics, Dropout)"),
+    "skip": Param("str", "", f"instruments to leave out, among {', '.join(INSTRUMENTS)}"),
+    "threshold": Param("float", 1e-3, "|λ| at or below which an eigenvalue counts as 0", low=0),
+    "exact_max": Param("int", 2000, "exact Hessian spectrum up to this many parameters d", low=0),
+    "top_k": Param("int", 5, "Lanczos eigenvalues at each end", quick=3, low=1),
+    "slq_probes": Param("int", 8, "SLQ random probes", quick=2, low=1),
+    "slq_steps": Param("int", 60, "Lanczos steps per SLQ probe (at most d)", quick=20, low=1),
+    "trace_probes": Param("int", 50, "Hutchinson probes", quick=10, low=1),
+    "noise_samples": Param("int", 512, "samples N for D(x) (the first N of the data)", quick=64, low=2),
+    "lr": Param("float", 0.0, "SGD learning rate η, to report β⁻¹ = η/(2b); 0: not reported", low=0),
+    "gammas": Param(
+        "floats", [1e-4, 1e-3, 1e-2, 1e-1], "Local Entropy scopes γ (increasing)", quick=[1e-3, 1e-2], low=0
+    ),
+    "epsilon": Param("float", 0.01, "tolerance ε of the robust width", low=0),
+    "width_chains": Param("int", 4, "Langevin replicates", quick=2, low=2),
+    "width_steps": Param("int", 100, "Langevin steps after burn-in", quick=20, low=1),
+    "width_burnin": Param("int", 50, "Langevin burn-in steps", quick=10, low=0),
+    "width_nodes": Param("int", 6, "quadrature nodes in s", quick=3, low=1),
+    "line_points": Param("int", 41, "points of the 1-D slices", quick=11, low=3),
+    "plane_points": Param("int", 21, "points per axis of the 2-D slice", quick=5, low=3),
+    "span": Param("float", 1.0, "the slices cover α, β ∈ [−span, span]", low=0),
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``inspect`` options to ``parser`` (a sub-command parser of the ``deeplandscape`` CLI)."""
-    parser.add_argument("--model", required=True, help="model factory, package.module:function")
-    parser.add_argument("--data", required=True, help="data factory, package.module:function (batches)")
-    parser.add_argument("--model-kwargs", default="{}", help="JSON object of keyword arguments for --model")
-    parser.add_argument("--data-kwargs", default="{}", help="JSON object of keyword arguments for --data")
-    parser.add_argument("--checkpoint", default=None, help="state_dict file (torch.save), optional")
-    parser.add_argument(
-        "--loss", default="cross_entropy", choices=sorted(LOSSES), help="loss (mean reduction)"
-    )
-    parser.add_argument("--out", default=None, help="run directory (default runs/inspect-<UTC timestamp>)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random probe and direction")
-    parser.add_argument("--dtype", default="float64", choices=sorted(DTYPES), help="evaluation precision")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument(
-        "--train-mode", action="store_true", help="evaluate in train mode (BatchNorm, Dropout)"
-    )
-    parser.add_argument("--quick", action="store_true", help="small sizes everywhere, for smoke tests")
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=INSTRUMENTS, help="instruments to leave out", metavar="NAME"
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=1e-3, help="|λ| below which eigenvalues count as 0"
-    )
-    parser.add_argument(
-        "--exact-max", type=int, default=2000, help="exact Hessian spectrum up to this many d"
-    )
-    parser.add_argument("--top-k", type=int, default=None, help="Lanczos eigenvalues at each end (5)")
-    parser.add_argument("--slq-probes", type=int, default=None, help="SLQ random probes (8)")
-    parser.add_argument("--slq-steps", type=int, default=None, help="Lanczos steps per SLQ probe (60)")
-    parser.add_argument("--trace-probes", type=int, default=None, help="Hutchinson probes (50)")
-    parser.add_argument("--noise-samples", type=int, default=None, help="samples N for D(x) (512)")
-    parser.add_argument("--lr", type=float, default=None, help="SGD learning rate, to report β⁻¹ = η/(2b)")
-    parser.add_argument("--gammas", type=float, nargs="+", default=None, help="Local Entropy scopes γ")
-    parser.add_argument("--epsilon", type=float, default=0.01, help="tolerance ε of the robust width")
-    parser.add_argument("--width-chains", type=int, default=None, help="Langevin replicates (4)")
-    parser.add_argument("--width-steps", type=int, default=None, help="Langevin steps after burn-in (100)")
-    parser.add_argument("--width-burnin", type=int, default=None, help="Langevin burn-in steps (50)")
-    parser.add_argument("--width-nodes", type=int, default=None, help="quadrature nodes in s (6)")
-    parser.add_argument("--line-points", type=int, default=None, help="points of the 1-D slices (41)")
-    parser.add_argument(
-        "--plane-points", type=int, default=None, help="points per axis of the 2-D slice (21)"
-    )
-    parser.add_argument("--span", type=float, default=1.0, help="slices cover α, β ∈ [−span, span]")
+def flag(key: str) -> str:
+    """The command-line option of a parameter: ``--exact-max`` for ``exact_max``."""
+    return "--" + key.replace("_", "-")
 
 
-def load_callable(spec: str, name: str) -> Callable:
-    """Import ``package.module:function``; ``ValueError`` naming the option if that fails."""
-    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise ValueError(f"Invalid {name}: {spec!r}; expected 'package.module:function'")
-    module_name, attr = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"Invalid {name}: cannot import module {module_name!r} ({error})") from error
-    target = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise ValueError(f"Invalid {name}: module {module_name!r} has no attribute {attr!r}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"Invalid {name}: {spec!r} is not callable")
-    return target
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _skipped(config: dict[str, Any]) -> list[str]:
+    names = [name.strip() for name in config["skip"].split(",") if name.strip()]
+    unknown = [name for name in names if name not in INSTRUMENTS]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            f"Invalid --skip: {' '.join(names)!r} (names among {', '.join(INSTRUMENTS)}, each at most once)"
+        )
+    return names
+
+
+def _check_values(config: dict[str, Any]) -> None:
+    """What the parameters' types and ranges do not say: strict bounds, order, JSON, the device."""
+    _skipped(config)
+    for key in ("model", "data"):
+        if not config[key]:
+            raise ConfigError(f"Invalid {flag(key)}: none given; expected 'package.module:function'")
+    gammas = config["gammas"]
+    if any(g <= 0 for g in gammas) or sorted(gammas) != list(gammas):
+        raise ConfigError(f"Invalid --gammas: {show(gammas)}; must be increasing finite values > 0")
+    for key in ("epsilon", "span"):
+        if config[key] <= 0:
+            raise ConfigError(f"Invalid {flag(key)}: {config[key]!r}; must be a finite value > 0")
+    for key in ("model_kwargs", "data_kwargs"):
+        _json_object(config[key], flag(key))
+    _device(config["device"])
 
 
 def _json_object(text: str, name: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"Invalid {name}: {text!r} is not JSON ({error})") from error
+        raise ConfigError(f"Invalid {name}: {text!r} is not JSON ({error})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"Invalid {name}: {text!r}; expected a JSON object")
+        raise ConfigError(f"Invalid {name}: {text!r}; expected a JSON object")
     return value
-
-
-def _resolve_sizes(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = {}
-    for key, (full, quick) in SIZES.items():
-        value = getattr(args, key, None)
-        sizes[key] = (quick if args.quick else full) if value is None else value
-    for key in ("top_k", "slq_probes", "slq_steps", "trace_probes", "width_nodes", "width_steps"):
-        if not (isinstance(sizes[key], int) and sizes[key] >= 1):
-            raise ValueError(f"Invalid --{key.replace('_', '-')}: {sizes[key]!r}; must be an integer >= 1")
-    if not (isinstance(sizes["noise_samples"], int) and sizes["noise_samples"] >= 2):
-        raise ValueError(f"Invalid --noise-samples: {sizes['noise_samples']!r}; must be an integer >= 2")
-    if not (isinstance(sizes["width_chains"], int) and sizes["width_chains"] >= 2):
-        raise ValueError(f"Invalid --width-chains: {sizes['width_chains']!r}; must be an integer >= 2")
-    if not (isinstance(sizes["width_burnin"], int) and sizes["width_burnin"] >= 0):
-        raise ValueError(f"Invalid --width-burnin: {sizes['width_burnin']!r}; must be an integer >= 0")
-    for key in ("line_points", "plane_points"):
-        if not (isinstance(sizes[key], int) and sizes[key] >= 3):
-            raise ValueError(f"Invalid --{key.replace('_', '-')}: {sizes[key]!r}; must be an integer >= 3")
-    gammas = sizes["gammas"]
-    if (
-        not gammas
-        or any(not (g > 0 and math.isfinite(g)) for g in gammas)
-        or sorted(set(gammas)) != list(gammas)
-    ):
-        raise ValueError(f"Invalid --gammas: {gammas!r}; must be increasing finite values > 0")
-    if not (args.epsilon > 0 and math.isfinite(args.epsilon)):
-        raise ValueError(f"Invalid --epsilon: {args.epsilon!r}; must be a finite value > 0")
-    if not (args.span > 0 and math.isfinite(args.span)):
-        raise ValueError(f"Invalid --span: {args.span!r}; must be a finite value > 0")
-    if not (args.threshold >= 0 and math.isfinite(args.threshold)):
-        raise ValueError(f"Invalid --threshold: {args.threshold!r}; must be a finite value >= 0")
-    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
-        raise ValueError(f"Invalid --lr: {args.lr!r}; must be a finite value > 0")
-    if args.exact_max < 0:
-        raise ValueError(f"Invalid --exact-max: {args.exact_max!r}; must be an integer >= 0")
-    return sizes
 
 
 def _device(text: str) -> torch.device:
@@ -196,18 +164,83 @@ def _device(text: str) -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"Invalid --device: {text!r} ({error})") from None
+        raise ConfigError(f"Invalid --device: {text!r} ({error})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"Invalid --device: {text!r}: {why}; use --device cpu")
+            raise ConfigError(f"Invalid --device: {text!r}: {why}; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"Invalid --device: {text!r}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise ConfigError(f"Invalid --device: {text!r}: only {torch.cuda.device_count()} CUDA device(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"Invalid --device: {text!r}: MPS is not available here; use --device cpu")
+        raise ConfigError(f"Invalid --device: {text!r}: MPS is not available here; use --device cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"Invalid --device: {text!r}; allowed: cpu, cuda[:N], mps")
+        raise ConfigError(f"Invalid --device: {text!r}; allowed: cpu, cuda[:N], mps")
     return device
+
+
+# ------------------------------------------------------------------------------------------ the user's code
+
+
+@contextlib.contextmanager
+def _importable_from(directory: str) -> Iterator[None]:
+    """``directory`` first on ``sys.path`` for the block (as ``python -m`` puts the current directory)."""
+    sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(directory)
+
+
+def load_callable(spec: str, name: str) -> Callable:
+    """Import ``package.module:function`` (the current directory first on the path) or
+    ``path/to/file.py:function``; ``ValueError`` naming the option if that fails."""
+    where, _, attr = spec.rpartition(":") if isinstance(spec, str) else ("", "", "")
+    if not where or not attr:
+        raise ConfigError(
+            f"Invalid {name}: {spec!r}; expected 'package.module:function' or 'path/to/file.py:function'"
+        )
+    if where.endswith(".py"):
+        module = _module_from_file(Path(where), spec, name)
+    else:
+        try:
+            with _importable_from(os.getcwd()):
+                module = importlib.import_module(where)
+        except ImportError as error:
+            raise ConfigError(f"Invalid {name}: cannot import module {where!r} ({error})") from error
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"Invalid {name}: module {where!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigError(f"Invalid {name}: {spec!r} is not callable")
+    return target
+
+
+def _module_from_file(path: Path, spec: str, name: str) -> Any:
+    """The module of a Python file, imported under a name of its own (its directory first on the path while
+    it runs, so it imports its neighbours as a script would)."""
+    if not path.is_file():
+        raise ConfigError(f"Invalid {name}: {spec!r}: {path} is not a file")
+    resolved = path.resolve()
+    module_name = "deeplandscape_user_" + re.sub(r"\W", "_", str(resolved))
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    loader_spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ConfigError(f"Invalid {name}: {spec!r}: {path} cannot be imported")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module  # before it runs: dataclasses and pickling look it up there
+    try:
+        with _importable_from(str(resolved.parent)):
+            loader_spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise ConfigError(
+            f"Invalid {name}: importing {path} raised {type(error).__name__}: {error}"
+        ) from error
+    return module
 
 
 def _call(factory: Callable, spec: str, kwargs: dict, option: str) -> Any:
@@ -218,59 +251,27 @@ def _call(factory: Callable, spec: str, kwargs: dict, option: str) -> Any:
     try:
         signature(factory).bind(**kwargs)
     except TypeError as error:
-        raise ValueError(
+        raise ConfigError(
             f"Invalid {option}-kwargs: {spec} does not accept {json.dumps(kwargs)} ({error})"
         ) from None
     except ValueError:  # no signature to check (a builtin): the call decides
         pass
     try:
-        return factory(**kwargs)
+        with _importable_from(os.getcwd()):
+            return factory(**kwargs)
     except Exception as error:
-        raise ValueError(
+        raise ConfigError(
             f"Invalid {option}: {spec}(**{json.dumps(kwargs)}) raised {type(error).__name__}: {error}"
         ) from error
 
 
-def _check_memory(args: argparse.Namespace, sizes: dict[str, Any], d: int, n: int, itemsize: int) -> None:
-    """Refuse, before any instrument runs, sizes whose largest allocation exceeds the memory limit: the
-    dense Hessian (about 5·d² numbers: the identity, the product, its transpose, the symmetrized matrix and
-    the eigensolver's copy) and the N × d per-sample gradients of D(x) (twice, with the Gram matrix)."""
-    needs = []
-    if "spectrum" not in args.skip and d <= args.exact_max:
-        needs.append(("--exact-max", args.exact_max, 5 * d * d * itemsize, f"the exact Hessian (d = {d})"))
-    if "noise" not in args.skip:
-        samples = min(sizes["noise_samples"], n)
-        need = (2 * samples * d + min(samples, d) ** 2) * itemsize
-        needs.append(
-            ("--noise-samples", sizes["noise_samples"], need, f"D(x) from {samples} per-sample gradients")
-        )
-    for option, value, need, what in needs:
-        check_memory(option, value, need, what)
-
-
-def _check_out(out: Path) -> None:
-    """``--out`` must be new or empty: inspect never writes into another run or the user's files."""
-    names = entries(out)
-    if not names:
-        return
-    what = "files"
-    if "config.json" in names:
-        config = read_json(out / "config.json")
-        if isinstance(config, dict):
-            what = f"a run of {config.get('experiment') or config.get('command', 'unknown')!r}"
-    raise RunDirError(
-        f"Invalid --out: {out} is not empty (it holds {what}: {', '.join(names[:5])}); inspect writes only "
-        "into a new or empty directory"
-    )
-
-
 def _load_checkpoint(model: nn.Module, path: str) -> None:
     if not Path(path).is_file():
-        raise ValueError(f"Invalid --checkpoint: {path!r} is not a file")
+        raise ConfigError(f"Invalid --checkpoint: {path!r} is not a file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file, or not one torch.save wrote: pickle, zip, EOF errors …
-        raise ValueError(
+        raise ConfigError(
             f"Invalid --checkpoint: {path!r} cannot be read: it is damaged or not a file written by "
             f"torch.save ({type(error).__name__})"
         ) from error
@@ -280,15 +281,18 @@ def _load_checkpoint(model: nn.Module, path: str) -> None:
                 state = state[key]
                 break
     if not isinstance(state, dict):
-        raise ValueError(f"Invalid --checkpoint: {path!r} holds a {type(state).__name__}, not a state_dict")
+        raise ConfigError(f"Invalid --checkpoint: {path!r} holds a {type(state).__name__}, not a state_dict")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"Invalid --checkpoint: {path!r} does not match the model ({error})") from error
+        raise ConfigError(f"Invalid --checkpoint: {path!r} does not match the model ({error})") from error
 
 
 def _prepare_data(raw: Any, dtype: torch.dtype, device: torch.device) -> list[Batch]:
-    batches = as_batches(raw)
+    try:
+        batches = as_batches(raw)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ConfigError(f"Invalid --data: the factory's data cannot be used ({error})") from None
     out = []
     for inputs, targets in batches:
         inputs = inputs.to(device, dtype) if inputs.is_floating_point() else inputs.to(device)
@@ -297,556 +301,359 @@ def _prepare_data(raw: Any, dtype: torch.dtype, device: torch.device) -> list[Ba
     return out
 
 
-def _subset(batches: list[Batch], n: int, batch_size: int = 256) -> list[Batch]:
-    inputs = torch.cat([x for x, _ in batches])[:n]
-    targets = torch.cat([y for _, y in batches])[:n]
-    return [
-        (inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)
-    ]
+def _selector(text: str, raw: Any) -> Output:
+    """``--output`` for a model's output ``raw``: ``None`` (nothing given), an index for a tuple or list,
+    a key (or attribute name) otherwise."""
+    if not text:
+        return None
+    if isinstance(raw, (tuple, list)):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(
+                f"Invalid --output: {text!r}; the model returns a {_describe(raw)}: give an index"
+            ) from None
+    return text
 
 
-def _log(message: str) -> None:
-    print(f"[inspect] {message}", file=sys.stderr, flush=True)
+def _check_output_and_loss(
+    model: nn.Module, loss_fn: nn.Module, batch: Batch, text: str, train: bool
+) -> Output:
+    """Run the model on (up to 8 samples of) the first batch, select ``--output`` from what it returns and
+    apply the loss: any mismatch is refused here, naming the option, before an instrument runs."""
+    inputs, targets = batch[0][:8], batch[1][:8]
+    with preserved(model, train=train), torch.no_grad():
+        try:
+            raw = model(inputs)
+        except Exception as error:
+            raise ConfigError(
+                f"Invalid --model/--data: the model raised {type(error).__name__} on the first batch of the "
+                f"data ({error})"
+            ) from error
+        selector = _selector(text, raw)
+        if selector is None and not isinstance(raw, torch.Tensor):
+            raise ConfigError(
+                f"Invalid --output: none given, but the model returns a {_describe(raw)}; say which tensor "
+                "the loss takes with --output KEY (a dict's key) or --output INDEX (a tuple's index)"
+            )
+        try:
+            chosen = select_output(raw, selector)
+        except ValueError as error:
+            raise ConfigError(str(error).replace("Invalid output:", "Invalid --output:", 1)) from None
+        try:
+            loss = loss_fn(chosen, targets)
+        except Exception as error:
+            raise ConfigError(
+                f"Invalid --loss: {type(loss_fn).__name__} cannot take the model's output of shape "
+                f"{tuple(chosen.shape)} with targets of shape {tuple(targets.shape)} ({error})"
+            ) from None
+    if loss.dim() != 0:
+        raise ConfigError(f"Invalid --loss: it gives a tensor of shape {tuple(loss.shape)}, not a mean")
+    return selector
 
 
-def _figure(width: float = 5.0, height: float = 3.6):
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, safe headless
-
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot()
+_TARGETS: dict[str, Target] = {}  # the last target built, by what it was built from
 
 
-def _floats(values: Tensor | np.ndarray | list) -> list[float]:
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().double().numpy()
-    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+def target_of(config: dict[str, Any]) -> Target:
+    """The model, data, loss and output of ``config``, built once per configuration and process (the
+    validation builds it; the instruments reuse it). Every failure is a :class:`ConfigError` naming its
+    option."""
+    keys = (
+        "model",
+        "model_kwargs",
+        "data",
+        "data_kwargs",
+        "checkpoint",
+        "output",
+        "loss",
+        "dtype",
+        "device",
+        "train_mode",
+    )
+    checkpoint = Path(config["checkpoint"]) if config["checkpoint"] else None
+    stamp = checkpoint.stat().st_mtime_ns if checkpoint is not None and checkpoint.is_file() else None
+    key = json.dumps([os.getcwd(), stamp, *(config[k] for k in keys)])
+    if key not in _TARGETS:
+        _TARGETS.clear()
+        _TARGETS[key] = _build_target(config)
+    return _TARGETS[key]
 
 
-def _spectrum(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> tuple[dict, Any]:
-    from deeplandscape.analysis.hessian import exact_hessian
-    from deeplandscape.analysis.hvp import HessianOperator
-    from deeplandscape.analysis.lanczos import lanczos
-    from deeplandscape.analysis.slq import spectral_density
-    from deeplandscape.analysis.spectrum import density_statistics, spectrum_statistics
-    from deeplandscape.analysis.trace import hutchinson_trace
-
-    op = HessianOperator(model, loss_fn, batches, train=args.train_mode)
-    d = op.dim
-    k = min(sizes["top_k"], d)
-    top = lanczos(op, k, which="LA", seed=args.seed)
-    bottom = lanczos(op, k, which="SA", seed=args.seed + 1)
-    steps = min(sizes["slq_steps"], d)
-    density = spectral_density(op, num_probes=sizes["slq_probes"], num_steps=steps, seed=args.seed + 2)
-    stats = density_statistics(density, threshold=args.threshold)
-    trace = hutchinson_trace(op, num_probes=sizes["trace_probes"], seed=args.seed + 3)
-    result: dict[str, Any] = {
-        "num_parameters": d,
-        "top_eigenvalues": _floats(top.eigenvalues),
-        "top_residuals": _floats(top.residuals),
-        "top_converged": [bool(c) for c in top.converged],
-        "bottom_eigenvalues": _floats(bottom.eigenvalues),
-        "bottom_residuals": _floats(bottom.residuals),
-        "bottom_converged": [bool(c) for c in bottom.converged],
-        "lanczos_hvps": int(top.num_matvecs + bottom.num_matvecs),
-        "slq": _slq_counts(sizes["slq_probes"], steps, density, stats),
-        "trace": float(trace.trace),
-        "trace_std_error": float(trace.std_error),
-        "trace_hvps": int(trace.num_matvecs),
-        "threshold": args.threshold,
-    }
-    exact_values = None
-    if d <= args.exact_max:
-        exact = exact_hessian(model, loss_fn, batches, train=args.train_mode, max_params=args.exact_max)
-        exact_values = exact.eigenvalues
-        ex = spectrum_statistics(exact.eigenvalues, threshold=args.threshold)
-        result["exact"] = {
-            "index": round(float(ex.index)),
-            "normalized_index": float(ex.normalized_index),
-            "fraction_near_zero": float(ex.fraction_near_zero),
-            "arithmetic_mean": float(ex.arithmetic_mean),
-            "harmonic_mean_positive": float(ex.harmonic_mean_positive),
-            "trace": float(exact.eigenvalues.sum()),
-            "min_eigenvalue": float(exact.eigenvalues.min()),
-            "max_eigenvalue": float(exact.eigenvalues.max()),
-            "asymmetry": float(exact.asymmetry),
-        }
-        arrays["hessian_eigenvalues"] = exact.eigenvalues.detach().cpu().double().numpy()
-    arrays["density_grid"] = density.grid.detach().cpu().double().numpy()
-    arrays["density"] = density.density.detach().cpu().double().numpy()
-
-    figure, ax = _figure()
-    ax.semilogy(arrays["density_grid"], np.maximum(arrays["density"], 1e-12), label="SLQ density")
-    if exact_values is not None:
-        ax.hist(arrays["hessian_eigenvalues"], bins=80, density=True, alpha=0.35, label="exact eigenvalues")
-    for value in result["top_eigenvalues"] + result["bottom_eigenvalues"]:
-        ax.axvline(value, color="tab:red", lw=0.6, alpha=0.6)
-    ax.set_ylim(bottom=1e-6)
-    ax.set_xlabel("eigenvalue λ of the Hessian")
-    ax.set_ylabel("density")
-    ax.set_title(f"Hessian spectrum (d = {d}); red: Lanczos extremes")
-    ax.legend(fontsize=8)
-    save_figure(out / "hessian_spectrum.png", figure)
-    return result, top
-
-
-def _slq_counts(probes: int, steps: int, density, stats) -> dict[str, Any]:
-    """The SLQ estimates for ``results.json``: each count with its probe standard error, its bounds
-    (quadrature bias included, :meth:`~deeplandscape.analysis.slq.SpectralDensity.count`) and, where the
-    quadrature cannot resolve it, ``null`` and the reason."""
-
-    def value(x: float) -> float | None:
-        return None if math.isnan(x) else float(x)
-
-    return {
-        "num_probes": probes,
-        "num_steps": steps,
-        "sigma": float(density.sigma),
-        "hvps": int(density.num_matvecs),
-        "index": value(stats.index),
-        "normalized_index": value(stats.normalized_index),
-        "fraction_near_zero": value(stats.fraction_near_zero),
-        "arithmetic_mean": float(stats.arithmetic_mean),
-        "harmonic_mean_positive": float(stats.harmonic_mean_positive),
-        "std_error": {key: value(v) for key, v in stats.std_error.items()},
-        "bounds": {key: [float(low), float(high)] for key, (low, high) in stats.intervals.items()},
-        "resolved": dict(stats.resolved),
-        "reasons": dict(stats.reasons),
-    }
-
-
-_COUNTS_NOTE = (
-    "The SLQ counts are read off a Gauss quadrature of {steps} nodes per probe ({probes} probes): "
-    "it resolves the extreme eigenvalues but the bulk only to the spacing of its nodes. "
-    "The ± is the probe-to-probe standard error alone; "
-    "the bounds also hold the quadrature's bias (Chebyshev–Markov–Stieltjes inequalities, "
-    "with a 95% allowance for the probe noise). "
-    "A count over an interval narrower than the node spacing is not resolved and only its bounds are shown; "
-    "more steps (`--slq-steps`) narrow them. "
-    "A Lanczos eigenvalue marked converged lies within √eps·|λ| of an eigenvalue of H "
-    "(within eps·‖H‖ for one too close to zero for relative accuracy)."
-)
-
-
-def _count_row(name: str, s: dict, key: str, d: int) -> str:
-    """A report row: the SLQ estimate ± its probe standard error, and the bounds that include the bias."""
-    slq = s["slq"]
-    low, high = slq["bounds"][key]
-    bounds = f"between {low:.3g} and {high:.3g} ({low * d:.0f}–{high * d:.0f} of {d})"
-    if slq[key] is None:
-        return f"| {name} (SLQ) | not resolved: {bounds}; {slq['reasons'][key]} |"
-    return f"| {name} (SLQ) | {slq[key]:.4g} ± {slq['std_error'][key]:.2g}; {bounds} |"
-
-
-def _fisher(model, loss_fn, batches, args, out: Path, arrays: dict) -> dict:
-    from deeplandscape.analysis.fisher import fisher_diagonal
-
-    fisher = fisher_diagonal(model, loss_fn, batches, train=args.train_mode)
-    diag = fisher.diagonal.detach().cpu().double().numpy()
-    arrays["fisher_diagonal"] = diag
-    positive = diag[diag > 0]
-    figure, ax = _figure()
-    if positive.size:
-        ax.hist(np.log10(positive), bins=60)
-    ax.set_xlabel("log10 of the Fisher diagonal entry E[g²] − (E g)²")
-    ax.set_ylabel("parameters")
-    ax.set_title(f"Fisher diagonal ({diag.size - positive.size} of {diag.size} entries are 0)")
-    save_figure(out / "fisher_diagonal.png", figure)
-    return {
-        "num_samples": int(fisher.num_samples),
-        "mean": float(diag.mean()),
-        "median": float(np.median(diag)),
-        "max": float(diag.max()),
-        "sum": float(diag.sum()),
-        "fraction_below_1e-8": float((diag < 1e-8).mean()),
-    }
-
-
-def _noise(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dict:
-    from deeplandscape.analysis.noise import diffusion_spectrum, sgd_temperature
-
-    subset = _subset(batches, sizes["noise_samples"])
-    n = sum(len(x) for x, _ in subset)
-    spectrum = diffusion_spectrum(model, loss_fn, subset, train=args.train_mode)
-    eigenvalues = spectrum.eigenvalues.detach().cpu().double().numpy()
-    arrays["diffusion_eigenvalues"] = eigenvalues
-    result = {
-        "num_samples": n,
-        "num_parameters": int(spectrum.num_params),
-        "method": spectrum.method,
-        "rank": int(spectrum.rank),
-        "relative_rank": float(spectrum.relative_rank),
-        "rank_threshold": float(spectrum.rank_threshold),
-        "mean": float(spectrum.mean),
-        "std": float(spectrum.std),
-        "trace": float(spectrum.trace),
-        "top_eigenvalues": _floats(eigenvalues[:10]),
-    }
-    if args.lr is not None:
-        b = len(batches[0][0])
-        temp = sgd_temperature(args.lr, b, sum(len(x) for x, _ in batches))
-        result["temperature"] = {
-            "lr": args.lr,
-            "batch_size": b,
-            "with_replacement": float(temp.with_replacement),
-            "without_replacement": float(temp.without_replacement),
-        }
-    figure, ax = _figure()
-    positive = eigenvalues[eigenvalues > spectrum.rank_threshold]
-    ax.semilogy(np.arange(1, positive.size + 1), positive, ".", ms=3)
-    ax.set_xlabel("eigenvalue rank")
-    ax.set_ylabel("eigenvalue of D(x)")
-    ax.set_title(f"D(x) spectrum: rank {spectrum.rank} of d = {spectrum.num_params} (N = {n})")
-    save_figure(out / "diffusion_spectrum.png", figure)
-    return result
-
-
-def _width(model, loss_fn, batches, sizes, args, out: Path, arrays: dict) -> dict:
-    from deeplandscape.analysis.width import local_entropy, robust_width_from_estimates
-
-    estimates = [
-        local_entropy(
-            model,
-            loss_fn,
-            batches,
-            gamma,
-            train=args.train_mode,
-            n_chains=sizes["width_chains"],
-            n_steps=sizes["width_steps"],
-            burnin=sizes["width_burnin"],
-            n_nodes=sizes["width_nodes"],
-            seed=args.seed + 10 + i,
-        )
-        for i, gamma in enumerate(sizes["gammas"])
-    ]
-    robust = robust_width_from_estimates(estimates, args.epsilon)
-    gammas = np.asarray([e.gamma for e in estimates])
-    excess = np.asarray([e.excess for e in estimates])
-    errors = np.asarray([e.standard_error for e in estimates])
-    arrays["width_gammas"], arrays["width_excess"], arrays["width_standard_errors"] = gammas, excess, errors
-    figure, ax = _figure()
-    ax.errorbar(gammas, excess, yerr=2 * errors, fmt="o-", capsize=3, label="f_γ(x) − f(x) ± 2 SE")
-    ax.axhline(args.epsilon, color="tab:red", ls="--", label=f"ε = {args.epsilon:g}")
-    ax.set_xscale("log")
-    ax.set_xlabel("scope γ")
-    ax.set_ylabel("Local Entropy excess")
-    ax.set_title(f"Width: robust γ* = {robust.gamma_star:g}")
-    ax.legend(fontsize=8)
-    save_figure(out / "width.png", figure)
-    return {
-        "loss": float(estimates[0].loss),
-        "gammas": _floats(gammas),
-        "local_entropy": [float(e.value) for e in estimates],
-        "excess": _floats(excess),
-        "standard_errors": _floats(errors),
-        "acceptance": [float(e.acceptance) for e in estimates],
-        "epsilon": args.epsilon,
-        "gamma_star": float(robust.gamma_star),
-        "gamma_star_upper": float(robust.upper),
-        "gradients": int(sum(e.n_gradients for e in estimates)),
-    }
-
-
-def _slices(model, loss_fn, batches, sizes, args, out: Path, arrays: dict, top) -> dict:
-    from deeplandscape.analysis.slices import loss_line, loss_plane, random_direction
-
-    d1 = random_direction(model, seed=args.seed + 20)
-    d2 = random_direction(model, seed=args.seed + 21)
-    alphas = np.linspace(-args.span, args.span, sizes["line_points"])
-    plane_grid = np.linspace(-args.span, args.span, sizes["plane_points"])
-    line = loss_line(model, loss_fn, batches, d1, alphas, train=args.train_mode)
-    plane = loss_plane(model, loss_fn, batches, d1, d2, plane_grid, train=args.train_mode)
-    result: dict[str, Any] = {
-        "span": args.span,
-        "line_alphas": _floats(alphas),
-        "line_losses": _floats(line.losses),
-        "direction_norm": line.direction_norm,
-        "plane_points": int(sizes["plane_points"]),
-        "plane_min": float(plane.losses.min()),
-        "plane_max": float(plane.losses.max()),
-        "evaluations": int(line.n_evaluations + plane.n_evaluations),
-    }
-    arrays["line_alphas"], arrays["line_losses"] = alphas, line.losses
-    arrays["plane_grid"], arrays["plane_losses"] = plane_grid, plane.losses
-    figure, ax = _figure()
-    ax.plot(alphas, line.losses, label="filter-normalized random direction")
-    if top is not None:
-        # the top eigenvector has unit norm: scale α so both curves cover the same distance ‖δ‖·span
-        v = top.eigenvectors[:, 0]
-        eig_alphas = alphas * line.direction_norm
-        eig = loss_line(model, loss_fn, batches, v, eig_alphas, train=args.train_mode)
-        result["eigen_line_losses"] = _floats(eig.losses)
-        result["eigen_line_distances"] = _floats(eig_alphas)
-        arrays["eigen_line_losses"] = eig.losses
-        ax.plot(alphas, eig.losses, label="top Hessian eigenvector (same distance)")
-    ax.set_xlabel("α (in units of the direction's norm)")
-    ax.set_ylabel("loss")
-    ax.set_title("1-D loss slices through the weights")
-    ax.legend(fontsize=8)
-    save_figure(out / "slice_1d.png", figure)
-
-    figure, ax = _figure(4.6, 4.0)
-    contour = ax.contourf(plane_grid, plane_grid, plane.losses.T, levels=30, cmap="viridis")
-    ax.contour(plane_grid, plane_grid, plane.losses.T, levels=15, colors="k", linewidths=0.4)
-    figure.colorbar(contour, ax=ax, label="loss")
-    ax.plot([0], [0], "r+", ms=10)
-    ax.set_xlabel("α (direction 1)")
-    ax.set_ylabel("β (direction 2)")
-    ax.set_title("2-D filter-normalized loss slice")
-    save_figure(out / "slice_2d.png", figure)
-    return result
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value)
-    return str(value)
-
-
-def _report(config: dict, results: dict) -> str:
-    lines = [
-        "# Landscape report",
-        "",
-        f"Model `{config['model']}`, data `{config['data']}`, loss `{config['loss']}`, "
-        f"{results['num_parameters']} trainable parameters, {results['num_samples']} samples, "
-        f"{'train' if config['train_mode'] else 'eval'} mode, {config['dtype']}, seed {config['seed']}.",
-        f"Loss at the weights: {results['loss']:.6g}.",
-        "",
-    ]
-    if "spectrum" in results:
-        s = results["spectrum"]
-        d = s["num_parameters"]
-        lines += [
-            "## Hessian",
-            "",
-            "![Hessian spectrum](hessian_spectrum.png)",
-            "",
-            "| quantity | value |",
-            "|---|---|",
-            f"| top eigenvalues (Lanczos) | {_fmt(s['top_eigenvalues'])} |",
-            f"| their residuals ‖Hy − θy‖ | {_fmt(s['top_residuals'])} |",
-            f"| converged (relative accuracy) | {_fmt(s['top_converged'])} |",
-            f"| bottom eigenvalues (Lanczos) | {_fmt(s['bottom_eigenvalues'])} |",
-            f"| their residuals | {_fmt(s['bottom_residuals'])} |",
-            f"| converged (relative accuracy) | {_fmt(s['bottom_converged'])} |",
-            f"| trace (Hutchinson, {config['sizes']['trace_probes']} probes) | {s['trace']:.6g} ± "
-            f"{s['trace_std_error']:.2g} |",
-            _count_row(f"normalized index (\\|λ\\| ≤ {s['threshold']:g} is zero)", s, "normalized_index", d),
-            _count_row("fraction near zero", s, "fraction_near_zero", d),
-        ]
-        if "exact" in s:
-            e = s["exact"]
-            lines += [
-                f"| index (exact) | {e['index']} of {s['num_parameters']} |",
-                f"| normalized index (exact) | {e['normalized_index']:.4g} |",
-                f"| fraction near zero (exact) | {e['fraction_near_zero']:.4g} |",
-                f"| trace (exact) | {e['trace']:.6g} |",
-                f"| arithmetic / harmonic (λ > threshold) mean (exact) | {e['arithmetic_mean']:.4g} / "
-                f"{e['harmonic_mean_positive']:.4g} |",
-            ]
-        lines += ["", _COUNTS_NOTE.format(steps=s["slq"]["num_steps"], probes=s["slq"]["num_probes"]), ""]
-    if "fisher" in results:
-        f = results["fisher"]
-        lines += [
-            "## Fisher diagonal",
-            "",
-            "![Fisher diagonal](fisher_diagonal.png)",
-            "",
-            f"Mean {f['mean']:.4g}, median {f['median']:.4g}, max {f['max']:.4g}, sum {f['sum']:.4g}; "
-            f"{100 * f['fraction_below_1e-8']:.1f}% of entries below 1e-8 (N = {f['num_samples']}).",
-            "",
-        ]
-    if "noise" in results:
-        n = results["noise"]
-        lines += [
-            "## Mini-batch noise D(x)",
-            "",
-            "![D(x) spectrum](diffusion_spectrum.png)",
-            "",
-            f"Rank {n['rank']} of d = {n['num_parameters']} (relative {n['relative_rank']:.4g}, threshold "
-            f"{n['rank_threshold']:.3g}), eigenvalue mean {n['mean']:.4g} and std {n['std']:.4g}, trace "
-            f"{n['trace']:.4g}, from N = {n['num_samples']} per-sample gradients ({n['method']} route).",
-        ]
-        if "temperature" in n:
-            t = n["temperature"]
-            lines += [
-                f"Temperature β⁻¹ = η/(2b) = {t['with_replacement']:.4g} (without replacement "
-                f"{t['without_replacement']:.4g}) for η = {t['lr']:g}, b = {t['batch_size']}."
-            ]
-        lines += [""]
-    if "width" in results:
-        w = results["width"]
-        upper = "∞" if math.isinf(w["gamma_star_upper"]) else f"{w['gamma_star_upper']:g}"
-        lines += [
-            "## Width (Local Entropy)",
-            "",
-            "![Width](width.png)",
-            "",
-            "| γ | f_γ(x) | f_γ(x) − f(x) | standard error |",
-            "|---|---|---|---|",
-        ]
-        for g, v, x, se in zip(
-            w["gammas"], w["local_entropy"], w["excess"], w["standard_errors"], strict=True
-        ):
-            lines.append(f"| {g:g} | {v:.6g} | {x:.4g} | {se:.2g} |")
-        lines += [
-            "",
-            f"Robust width γ* = {w['gamma_star']:g} for ε = {w['epsilon']:g} (next γ: {upper}).",
-            "",
-        ]
-    if "slices" in results:
-        lines += [
-            "## Loss slices",
-            "",
-            "![1-D slices](slice_1d.png) ![2-D slice](slice_2d.png)",
-            "",
-            f"Filter-normalized directions (‖δ‖ = {results['slices']['direction_norm']:.4g}); the 2-D slice "
-            f"ranges over [{results['slices']['plane_min']:.4g}, {results['slices']['plane_max']:.4g}].",
-            "",
-        ]
-    lines += [f"Timings (s): {', '.join(f'{k} {v:.1f}' for k, v in results['seconds'].items())}.", ""]
-    return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``deeplandscape inspect`` with parsed ``args`` (see :func:`add_arguments`); returns 0.
-
-    Every argument is validated, the model and data built and the memory of the largest instruments
-    checked before anything is written; ``--out`` must be new or empty, and is held (locked) for the whole
-    run. ``results.json`` and ``landscape.npz`` are rewritten after each instrument, so an interruption (or
-    a failure of a later instrument) keeps what was finished; wall times go to ``timing.json``.
-    """
-    sizes = _resolve_sizes(args)
-    if args.dtype not in DTYPES:
-        raise ValueError(f"Invalid --dtype: {args.dtype!r}; allowed values are {sorted(DTYPES)}")
-    if args.loss not in LOSSES:
-        raise ValueError(f"Invalid --loss: {args.loss!r}; allowed values are {sorted(LOSSES)}")
-    dtype, device = DTYPES[args.dtype], _device(args.device)
-    requested = Path(args.out) if args.out is not None else None
-    if requested is not None:
-        _check_out(requested)
-    model_kwargs = _json_object(args.model_kwargs, "--model-kwargs")
-    data_kwargs = _json_object(args.data_kwargs, "--data-kwargs")
-    model_factory = load_callable(args.model, "--model")
-    data_factory = load_callable(args.data, "--data")
-    model = _call(model_factory, args.model, model_kwargs, "--model")
+def _build_target(config: dict[str, Any]) -> Target:
+    dtype, device = DTYPES[config["dtype"]], _device(config["device"])
+    model_factory = load_callable(config["model"], "--model")
+    data_factory = load_callable(config["data"], "--data")
+    model = _call(
+        model_factory, config["model"], _json_object(config["model_kwargs"], "--model-kwargs"), "--model"
+    )
     if not isinstance(model, nn.Module):
-        raise ValueError(
-            f"Invalid --model: {args.model!r} returned a {type(model).__name__}, not an nn.Module"
+        raise ConfigError(
+            f"Invalid --model: {config['model']!r} returned a {type(model).__name__}, not an nn.Module"
         )
-    if args.checkpoint is not None:
-        _load_checkpoint(model, args.checkpoint)
+    if config["checkpoint"]:
+        _load_checkpoint(model, config["checkpoint"])
     model = model.to(device, dtype)
-    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if args.train_mode and has_batchnorm and not {"fisher", "noise"} <= set(args.skip):
-        raise ValueError(
+    raw_data = _call(
+        data_factory, config["data"], _json_object(config["data_kwargs"], "--data-kwargs"), "--data"
+    )
+    batches = _prepare_data(raw_data, dtype, device)
+    loss_fn = LOSSES[config["loss"]]()
+    output = _check_output_and_loss(model, loss_fn, batches[0], config["output"], config["train_mode"])
+    try:
+        d = sum(p.numel() for p in trainable_parameters(model).values())
+    except ValueError as error:
+        raise ConfigError(f"Invalid --model: {error}") from None
+    n = sum(len(x) for x, _ in batches)
+    return Target(model, loss_fn, batches, output, config["train_mode"], d, n)
+
+
+def _check_memory(config: dict[str, Any], target: Target) -> None:
+    """Refuse, before any instrument runs, sizes whose largest allocation exceeds the memory limit: the
+    dense Hessian (about 5·d² numbers: the identity, the product, its transpose, the symmetrized matrix and
+    the eigensolver's copy) and the N × d per-sample gradients of D(x) (twice, with the Gram matrix)."""
+    d, itemsize, skipped = target.num_parameters, DTYPES[config["dtype"]].itemsize, _skipped(config)
+    if "spectrum" not in skipped and d <= config["exact_max"]:
+        check_memory("--exact-max", config["exact_max"], 5 * d * d * itemsize, f"the exact Hessian (d = {d})")
+    if "noise" not in skipped:
+        samples = min(config["noise_samples"], target.num_samples)
+        need = (2 * samples * d + min(samples, d) ** 2) * itemsize
+        what = f"D(x) from {samples} per-sample gradients"
+        check_memory("--noise-samples", config["noise_samples"], need, what)
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def _unit_keys(config: dict[str, Any]) -> list[str]:
+    return ["loss", *(name for name in INSTRUMENTS if name not in _skipped(config))]
+
+
+def units(config: dict[str, Any]) -> list[Unit]:
+    """One unit per instrument (after the loss at the weights), once every input is validated: the values,
+    the model, checkpoint, data, output and loss (:func:`target_of`), BatchNorm in train mode, memory."""
+    _check_values(config)
+    target = target_of(config)
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in target.model.modules())
+    if config["train_mode"] and has_batchnorm and not {"fisher", "noise"} <= set(_skipped(config)):
+        raise ConfigError(
             "Invalid --train-mode: the model has BatchNorm, and the per-sample gradients of the Fisher "
             "diagonal and of D(x) need eval mode (a batch of one has no batch statistics); "
             "add --skip fisher noise or drop --train-mode"
         )
-    batches = _prepare_data(_call(data_factory, args.data, data_kwargs, "--data"), dtype, device)
-    loss_fn = LOSSES[args.loss]()
-    d = sum(p.numel() for p in trainable_parameters(model).values())
-    n = sum(len(x) for x, _ in batches)
-    _check_memory(args, sizes, d, n, torch.empty((), dtype=dtype).element_size())
-
-    config = with_version(
-        {
-            "command": "inspect",
-            "model": args.model,
-            "model_kwargs": model_kwargs,
-            "data": args.data,
-            "data_kwargs": data_kwargs,
-            "checkpoint": args.checkpoint,
-            "loss": args.loss,
-            "seed": args.seed,
-            "dtype": args.dtype,
-            "device": str(device),
-            "train_mode": bool(args.train_mode),
-            "quick": bool(args.quick),
-            "skip": list(args.skip),
-            "threshold": args.threshold,
-            "exact_max": args.exact_max,
-            "epsilon": args.epsilon,
-            "span": args.span,
-            "lr": args.lr,
-            "sizes": sizes,
-            "torch": torch.__version__,
-        }
-    )
-    out = requested if requested is not None else new_run_dir("inspect")
-    created = requested is None or not requested.exists()
-    with hold(out):
-        _check_out(out)  # again, now that no other process can write there
-        try:
-            _instruments(model, loss_fn, batches, sizes, args, config, out, d, n)
-        except BaseException:
-            if not (out / "results.json").exists():  # no instrument finished: everything here is ours
-                discard(out, entries(out) or [], created=created)
-            raise
-    return 0
+    _check_memory(config, target)
+    return [Unit(key, {}) for key in _unit_keys(config)]
 
 
-def _instruments(model, loss_fn, batches, sizes, args, config, out: Path, d: int, n: int) -> None:
-    """Write the configuration, run the instruments (saving results and arrays after each), then the
-    report. ``results.json`` exists as soon as one instrument finished (with ``failed`` when a later one
-    failed)."""
-    from deeplandscape.analysis._functional import dataset_loss, parameter_vector
-    from deeplandscape.analysis._model import preserved
+def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
+    target = target_of(config)
+    if unit.key == "loss":
+        return instruments.loss_at_weights(target, config)
+    return instruments.COMPUTE[unit.key](target, config)
 
-    write_json(out / "config.json", config)
-    with preserved(model, train=args.train_mode), torch.no_grad():
-        loss_value = float(
-            dataset_loss(model, loss_fn, batches, parameter_vector(model), where="the weights")
-        )
-    results: dict[str, Any] = {"num_parameters": d, "num_samples": n, "loss": loss_value}
-    seconds: dict[str, float] = {}
+
+def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> dict[str, Any]:
+    """``results.json`` (the loss, d and N at the top, one entry per instrument, ``failed``: the error of
+    each instrument that failed), ``landscape.npz`` (every instrument's arrays) and the figures."""
+    summary: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
-    top = None
-    _log(f"model {args.model}: d = {d}, N = {n}, loss = {loss_value:.6g}; writing {out}")
-    steps: list[tuple[str, Callable[[], Any]]] = [
-        ("spectrum", lambda: _spectrum(model, loss_fn, batches, sizes, args, out, arrays)),
-        ("fisher", lambda: _fisher(model, loss_fn, batches, args, out, arrays)),
-        ("noise", lambda: _noise(model, loss_fn, batches, sizes, args, out, arrays)),
-        ("width", lambda: _width(model, loss_fn, batches, sizes, args, out, arrays)),
-        ("slices", lambda: _slices(model, loss_fn, batches, sizes, args, out, arrays, top)),
-    ]
-    for name, step in steps:
-        if name in args.skip:
-            continue
-        start = time.perf_counter()
-        try:
-            value = step()
-        except BaseException as error:
-            if not seconds:
-                raise
-            results["failed"] = {"instrument": name, "error": f"{type(error).__name__}: {error}"}
-            write_json(out / "results.json", results)
-            _log(f"{name} failed; the instruments before it are saved in {out}")
-            raise
-        if name == "spectrum":
-            value, top = value
-        results[name] = value
-        seconds[name] = time.perf_counter() - start
-        _log(f"{name} done in {seconds[name]:.1f} s")
-        # partial results survive an interruption or a later failure
-        write_json(out / "results.json", results)
+    failed: dict[str, str] = {}
+    for key, result in zip(_unit_keys(config), results, strict=True):
+        if set(result.values) == {"error"}:
+            failed[key] = result.values["error"]
+        elif key == "loss":
+            summary.update(result.values)
+        else:
+            summary[key] = dict(result.values)
+            arrays.update(result.arrays)
+    line = summary.get("spectrum", {}).pop("eigen_line", None)
+    if line is not None and "slices" in summary:  # the top eigenvector's slice is drawn with the others
+        summary["slices"]["eigen_line_losses"] = line["losses"]
+        summary["slices"]["eigen_line_distances"] = line["distances"]
+    else:
+        arrays.pop("eigen_line_losses", None)
+    if failed:
+        summary["failed"] = failed
+    if arrays:
         save_npz(out / "landscape.npz", **arrays)
-        write_json(out / "timing.json", {"seconds": seconds})
-    write_json(out / "results.json", results)
-    save_npz(out / "landscape.npz", **arrays)
-    markdown = _report(config, {**results, "seconds": seconds})
-    write_text(out / "report.md", markdown)
-    write_text(out / "report.html", markdown_to_html(markdown, "deeplandscape inspect"))
-    _log(f"report: {out / 'report.md'}")
+    draw = {
+        "spectrum": instruments.spectrum_figure,
+        "fisher": instruments.fisher_figure,
+        "noise": instruments.noise_figure,
+        "width": instruments.width_figure,
+    }
+    for key, figure in draw.items():
+        if key in summary:
+            figure(summary[key], arrays, out)
+    if "slices" in summary:
+        eigen = {"losses": summary["slices"]["eigen_line_losses"]} if line is not None else None
+        instruments.slices_figure(summary["slices"], arrays, out, eigen)
+    return summary
+
+
+def tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
+    """The model's table, then one per instrument that finished."""
+    checkpoint = config["checkpoint"] or "none (the factory's weights)"
+    rows = [
+        ("model", f"{config['model']} {config['model_kwargs']}"),
+        ("data", f"{config['data']} {config['data_kwargs']}"),
+        ("checkpoint", checkpoint),
+        (
+            "loss",
+            f"{config['loss']} of the output {config['output']!r}" if config["output"] else config["loss"],
+        ),
+        (
+            "mode, precision, device",
+            f"{'train' if config['train_mode'] else 'eval'}, {config['dtype']}, {config['device']}",
+        ),
+    ]
+    if "loss" in results:
+        rows += [
+            ("trainable parameters d", str(results["num_parameters"])),
+            ("samples N", str(results["num_samples"])),
+            ("loss at the weights", f"{results['loss']:.6g}"),
+        ]
+    found = [Table("model", "The model", ("item", "value"), tuple(rows))]
+    return found + [
+        table(results[key], config) for key, table in instruments.TABLES.items() if key in results
+    ]
+
+
+FIGURES = (
+    Figure(
+        "hessian_spectrum.png",
+        "Hessian spectral density by SLQ, the exact eigenvalues (histogram, up to --exact-max parameters) "
+        "and the Lanczos extremes (red)",
+    ),
+    Figure("fisher_diagonal.png", "Histogram of the Fisher diagonal entries (log10)"),
+    Figure(
+        "diffusion_spectrum.png",
+        "Eigenvalues of the mini-batch diffusion matrix D(x) above its rank threshold",
+    ),
+    Figure("width.png", "Local Entropy excess f_γ(x) − f(x) against the scope γ, with the tolerance ε"),
+    Figure("slice_1d.png", "1-D loss slices: a filter-normalized random direction and the top eigenvector"),
+    Figure("slice_2d.png", "2-D filter-normalized loss slice"),
+)
+
+INSPECT = Experiment(
+    name="inspect",
+    description="the landscape of a model: Hessian spectrum, Fisher diagonal, mini-batch noise D(x), width, "
+    "loss slices",
+    reproduces="Choromanska et al. §5.1 (index); Thesis §3.3.1 (Fisher), Lemma 6.3 (D(x)), Def. 3.3 and "
+    "Def. 4.20 (width); Li et al. 2018 (slices)",
+    params=PARAMS,
+    units=units,
+    run_unit=run_unit,
+    finalize=finalize,
+    tables=tables,
+    figures=FIGURES,
+)
+
+
+def command_of(config: dict[str, Any], out: Path) -> str:
+    """The ``deeplandscape inspect`` command line that writes this run into ``out``."""
+    scale = config["scale"]
+    parts = ["deeplandscape", "inspect", *(["--quick"] if scale == "quick" else [])]
+    for key, param in PARAMS.items():
+        value = config[key]
+        if value == param.at(scale):
+            continue
+        if param.kind == "bool":
+            parts.append(flag(key))
+        elif isinstance(value, list):
+            parts += [flag(key), *map(show, value)]
+        elif key == "skip":
+            parts += [flag(key), *_skipped(config)]
+        else:
+            parts += [flag(key), show(value)]
+    return shlex.join([*parts, "--seed", str(config["seed"]), "--out", str(out)])
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``inspect`` options to ``parser``: one per parameter of :data:`PARAMS`, and the run's."""
+    for key, param in PARAMS.items():
+        defaults = f"default {show(param.default) or 'none'}"
+        if param.quick is not None:
+            defaults += f"; --quick: {show(param.quick)}"
+        if param.choices is not None:
+            defaults += f"; one of {', '.join(param.choices)}"
+        text = f"{param.help} ({defaults})"
+        if param.kind == "bool":
+            parser.add_argument(flag(key), action="store_true", default=None, help=text)
+        elif key in ("skip", "gammas"):
+            many = {"nargs": "*", "metavar": "NAME"} if key == "skip" else {"nargs": "+", "metavar": "GAMMA"}
+            parser.add_argument(flag(key), default=None, help=text, **many)
+        else:
+            parser.add_argument(flag(key), default=None, required=key in ("model", "data"), help=text)
+    parser.add_argument("--out", default=None, help="run directory (default runs/inspect-<time>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random probe and direction")
+    parser.add_argument("--quick", action="store_true", help="small sizes everywhere, for smoke tests")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted inspect in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--json", action="store_true", help="print the run directory and results as JSON")
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration of the parsed options, every input validated (nothing is written): each option
+    given is checked under its own name, then :func:`resolve_config` checks the whole (:func:`units`)."""
+    overrides = []
+    for key, param in PARAMS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, list) else show(value)
+        param.check(flag(key), param.parse(flag(key), text))
+        overrides.append(f"{key}={text}")
+    return resolve_config(INSPECT, "quick" if args.quick else "default", args.seed, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``deeplandscape inspect`` with parsed ``args`` (see :func:`add_arguments`).
+
+    Returns 0, or 1 when an instrument failed (the others ran; the report says why). Every argument is
+    validated before anything is written (:func:`resolve`); the run is the runner's
+    (:func:`~deeplandscape.app.runner.run_into`), with ``keep_going``.
+    """
+    from deeplandscape.app.runner import run_into
+
+    try:
+        config = resolve(args)
+        out, results = run_into(
+            INSPECT,
+            config,
+            args.out,
+            resume=args.resume,
+            quiet=args.quiet,
+            keep_going=True,
+            command=lambda where: command_of(config, where),
+        )
+    finally:
+        _TARGETS.clear()  # the model and data are not kept beyond the command
+    failed = results.get("failed", {})
+    if args.json:
+        document = {
+            "run_dir": str(out),
+            "report": str(out / "report.html"),
+            "failed": failed,
+            "results": results,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(f"run directory: {out}  (report: {out / 'report.html'})")
+    for name, error in failed.items():
+        print(f"inspect: {name} failed: {error} (the other instruments ran)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m deeplandscape.app.inspect --model ... --data ...``."""
-    parser = argparse.ArgumentParser(prog="deeplandscape inspect", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """Stand-alone entry point: ``python -m deeplandscape.app.inspect --model ... --data ...``, the same
+    command as ``deeplandscape inspect`` (same options, same errors and exit statuses)."""
+    from deeplandscape.cli import main as cli_main
+
+    return cli_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

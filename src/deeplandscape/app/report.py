@@ -50,8 +50,9 @@ class Section:
     """What a report says about one experiment's run.
 
     ``status``: "ran", "resumed", "collected" (a finished run was there), "missing" (not run) or "failed"
-    (``error`` says why). ``legacy_body`` holds the Markdown of an experiment that does not yet declare
-    its tables and figures.
+    (``error`` says why). ``failed_units`` names the units that raised in a run that went on without them
+    (``inspect``: an instrument and its error). ``legacy_body`` holds the Markdown of an experiment that
+    does not yet declare its tables and figures.
     """
 
     name: str
@@ -67,14 +68,20 @@ class Section:
     error: str | None = None
     wall_seconds: float | None = None
     legacy_body: str = ""
+    failed_units: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in SECTION_STATES:
             raise ValueError(f"Invalid section status: {self.status!r} (one of {', '.join(SECTION_STATES)})")
 
     @property
-    def warnings(self) -> list[str]:
+    def claim_warnings(self) -> list[str]:
         return [f"{r.claim.id}: {w}" for r in self.claims for w in r.verdict.warnings]
+
+    @property
+    def warnings(self) -> list[str]:
+        failures = [f"{key} failed (the rest ran without it): {error}" for key, error in self.failed_units]
+        return failures + self.claim_warnings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +92,7 @@ class Section:
             "error": self.error,
             "wall_seconds": self.wall_seconds,
             "warnings": self.warnings,
+            "failed_units": dict(self.failed_units),
             "claims": [r.as_dict() for r in self.claims],
             "tables": [
                 {"id": t.id, "title": t.title, "header": list(t.header), "rows": [list(r) for r in t.rows]}
@@ -110,6 +118,7 @@ def section_of(
     command: str,
     wall_seconds: float | None = None,
     legacy_body: str = "",
+    failed_units: dict[str, str] | None = None,
 ) -> Section:
     """The section of a finished run: claims decided, tables built, figures present in ``run_dir``."""
     return Section(
@@ -125,6 +134,7 @@ def section_of(
         results=results,
         wall_seconds=wall_seconds,
         legacy_body=legacy_body,
+        failed_units=tuple((failed_units or {}).items()),
     )
 
 
@@ -273,6 +283,25 @@ def write_run_report(out: Path, section: Section, config: dict[str, Any]) -> Non
     write_json(out / "report.json", {"sections": [section.as_dict()]})
 
 
+def run_summary(out: Path) -> dict[str, Any]:
+    """What ``deeplandscape run --json`` prints: the run directory, its report, the results and the claims'
+    verdicts (as the run's ``report.json`` holds them), with the count of each outcome."""
+    results = read_json(out / "results.json")
+    section = read_json(out / "report.json")["sections"][0]
+    papers = [c for c in section["claims"] if not c["beyond_papers"]]
+    return {
+        "run_dir": str(out),
+        "report": str(out / "report.html"),
+        "experiment": section["name"],
+        "scale": section["scale"],
+        "command": section["command"],
+        "warnings": section["warnings"],
+        "summary": {status: sum(c["status"] == status for c in papers) for status in OUTCOMES},
+        "claims": section["claims"],
+        "results": results,
+    }
+
+
 # ---------------------------------------------------------------------------------------------- index
 
 
@@ -283,11 +312,22 @@ def key_numbers(results: dict[str, Any], limit: int = 6) -> str:
 
 
 def _run_dirs(runs_dir: Path) -> list[Path]:
-    """The run directories in ``runs_dir`` and one level below (a report's or the demo's runs)."""
-    found = {
-        path.parent for pattern in ("*/config.json", "*/*/config.json") for path in runs_dir.glob(pattern)
-    }
-    return sorted(found)
+    """The run directories under ``runs_dir``, at any depth (a report's or the demo's runs, their
+    diagnostics): every directory holding a ``config.json``."""
+    return sorted({path.parent for path in runs_dir.rglob("config.json") if path.parent != runs_dir})
+
+
+def _report_row(directory: Path, runs_dir: Path) -> str | None:
+    """The index row of a full report (``report --all``, ``demo``) in ``directory``: its ``report.json``
+    has a ``summary``; ``None`` for anything else. :class:`~deeplandscape.rundir.RunDirError` if damaged."""
+    document = read_json(directory / "report.json")
+    if not (isinstance(document, dict) and isinstance(document.get("summary"), dict)):
+        return None
+    name = directory.relative_to(runs_dir).as_posix()
+    counts = ", ".join(f"{document['summary'].get(status, 0)} {status}" for status in OUTCOMES)
+    scales = ", ".join(document.get("scales", []))
+    title, experiments = cell(document.get("title", "")), len(document.get("sections", []))
+    return f"| [{name}]({name}/report.html) | {title} | {scales} | {experiments} | {counts} |"
 
 
 def _index_row(run: Path, runs_dir: Path) -> str:
@@ -312,8 +352,9 @@ INDEX_TITLE = "# Runs in "
 
 
 def write_index(runs_dir: Path) -> Path:
-    """Write ``runs_dir/index.md`` and ``index.html`` linking every run directory (also those one level
-    down, as in a report's or the demo's directory) with its key numbers.
+    """Write ``runs_dir/index.md`` and ``index.html`` linking every full report (``report --all``,
+    ``demo``: its title and the count of each outcome) and every run directory at any depth (a report's
+    or the demo's runs, their diagnostics) with its key numbers.
 
     A run directory whose files are damaged is listed as such, with a warning on stderr, and the others
     are reported. An ``index.md`` or ``index.html`` that this function did not write is never overwritten.
@@ -331,7 +372,7 @@ def write_index(runs_dir: Path) -> Path:
                 f"Invalid runs directory: {runs_dir / name} exists and was not written by deeplandscape; "
                 "it is not overwritten"
             )
-    rows = []
+    rows, reports = [], []
     for run in _run_dirs(runs_dir):
         try:
             rows.append(_index_row(run, runs_dir))
@@ -339,15 +380,27 @@ def write_index(runs_dir: Path) -> Path:
             print(f"warning: {run} skipped: {error}", file=sys.stderr)
             name = run.relative_to(runs_dir).as_posix()
             rows.append(f"| {name} | ? | ? | damaged: {cell(str(error))} | |")
-    markdown = "\n".join(
-        [
-            f"{INDEX_TITLE}{runs_dir.name}",
+    for path in sorted(runs_dir.rglob("report.json")):
+        try:
+            row = _report_row(path.parent, runs_dir)
+        except RunDirError as error:
+            print(f"warning: {path} skipped: {error}", file=sys.stderr)
+            continue
+        reports += [row] if row is not None else []
+    head = [f"{INDEX_TITLE}{runs_dir.name}", ""]
+    if reports:
+        head += [
+            "## Full reports (`report --all`, `demo`)",
             "",
-            "| run | experiment | scale | status | key numbers |",
+            "| report | title | scales | experiments | the papers' claims |",
             "|---|---|---|---|---|",
-            *rows,
+            *reports,
+            "",
+            "## Runs",
             "",
         ]
+    markdown = "\n".join(
+        [*head, "| run | experiment | scale | status | key numbers |", "|---|---|---|---|---|", *rows, ""]
     )
     write_text(runs_dir / "index.md", markdown)
     write_text(runs_dir / "index.html", markdown_to_html(markdown, f"deeplandscape runs: {runs_dir.name}"))

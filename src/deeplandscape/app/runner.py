@@ -19,6 +19,12 @@ What keeps a run directory from losing or mixing data:
   match, or cannot be read, is computed again (and said so on stderr), never reused;
 - ``results.json`` holds results only: wall-clock times (keys ``wall_seconds``) go to ``timing.json``;
 - a run that fails before finishing any unit removes what it wrote.
+
+Inside a unit, :func:`deeplandscape.progress.advance` shows how far it is (the bar's postfix on a terminal,
+a line on stderr every :data:`PROGRESS_INTERVAL` seconds otherwise). With ``keep_going`` (``inspect``: one
+failing instrument must not cost the others) a unit that raises is reported and not saved, the other units
+run, and ``finalize`` receives ``UnitResult({"error": "<type>: <message>"})`` in its place; ``--resume``
+computes it again.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import random
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 
 from deeplandscape import __version__
+from deeplandscape import progress as unit_progress
 from deeplandscape.app.report import command_for, overrides_of, section_of, write_run_report
 from deeplandscape.experiments.spec import (
     Experiment,
@@ -55,6 +62,7 @@ from deeplandscape.rundir import (
     entries,
     file_digest,
     hold,
+    new_run_dir,
     read_json,
     save_npz,
     with_version,
@@ -62,6 +70,9 @@ from deeplandscape.rundir import (
 )
 
 log = logging.getLogger("deeplandscape")
+
+#: Seconds between two progress lines inside a unit when stderr is not a terminal.
+PROGRESS_INTERVAL = 10.0
 
 
 @contextlib.contextmanager
@@ -117,10 +128,10 @@ def check_run_dir(experiment: Experiment, config: dict[str, Any], out: Path, res
     if not isinstance(stored, dict):
         raise RunDirError(f"Damaged file: {out / 'config.json'} does not hold a configuration")
     if stored.get("experiment") != experiment.name:
-        holder = "inspect" if stored.get("command") == "inspect" else stored.get("experiment")
+        holder = stored.get("experiment") or stored.get("command")
+        what = f"{holder!r}" + (" written by an earlier version" if holder == experiment.name else "")
         raise RunDirError(
-            f"Invalid --out: {out} holds a run of {holder!r}, not of {experiment.name!r}; "
-            "choose another --out"
+            f"Invalid --out: {out} holds a run of {what}, not of {experiment.name!r}; choose another --out"
         )
     if not resume:
         raise RunDirError(
@@ -224,12 +235,16 @@ def run_experiment(
     *,
     resume: bool = False,
     quiet: bool = False,
+    keep_going: bool = False,
+    command: str | Callable[[Path], str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``experiment`` into ``out`` and return its results (as ``results.json`` holds them).
 
     Everything is checked before anything is written (:func:`check_config`, :func:`check_run_dir`), again
     once ``out`` is held, and ``out`` is held for the whole run. A run that fails before it finished a unit
-    removes what it wrote.
+    removes what it wrote. ``keep_going``: a unit that raises is reported and the others run (module
+    docstring). ``command`` is the command line the report gives, or a function of ``out`` that makes it
+    (default: the ``deeplandscape run`` command).
     """
     out = Path(out)
     units = check_config(experiment, config)
@@ -239,7 +254,7 @@ def run_experiment(
         state = check_run_dir(experiment, with_version(config), out, resume)  # no one else can change it now
         progress = _progress(len(units), experiment.name, quiet)
         try:
-            return _run_held(experiment, config, out, units, progress)
+            return _run_held(experiment, config, out, units, progress, keep_going, command)
         except BaseException:
             if state != "run" and progress.computed == 0:
                 discard(out, ["config.json", "units"], created=not existed)
@@ -248,13 +263,46 @@ def run_experiment(
             progress.close()
 
 
+def run_into(
+    experiment: Experiment, config: dict[str, Any], out: Path | str | None, *, resume: bool = False, **kw: Any
+) -> tuple[Path, dict[str, Any]]:
+    """:func:`run_experiment` into ``out``, or into a new ``runs/<name>-<time>-<random>`` when ``out`` is
+    ``None`` (removed again if the run fails before it finished anything); returns the directory and the
+    results."""
+    if out is not None:
+        return Path(out), run_experiment(experiment, config, Path(out), resume=resume, **kw)
+    if resume:
+        raise ValueError("Invalid --resume: it needs --out, the run directory to continue")
+    out = new_run_dir(experiment.name)
+    try:
+        return out, run_experiment(experiment, config, out, **kw)
+    except BaseException:
+        discard(out, [], created=True)  # nothing of this run was finished: leave no empty directory
+        raise
+
+
+def _run_unit(
+    experiment: Experiment, config: dict[str, Any], unit: Unit, position: int, progress: _progress
+) -> UnitResult:
+    seed = unit_seed(config["seed"], position)
+    with seeded_globals(seed), unit_progress.reporting(progress.inside(unit.key)):
+        return experiment.run_unit(config, unit, seed)
+
+
 def _run_held(
-    experiment: Experiment, config: dict[str, Any], out: Path, units: list[Unit], progress: _progress
+    experiment: Experiment,
+    config: dict[str, Any],
+    out: Path,
+    units: list[Unit],
+    progress: _progress,
+    keep_going: bool,
+    command: str | Callable[[Path], str] | None,
 ) -> dict[str, Any]:
     write_json(out / "config.json", with_version(config))
     (out / "units").mkdir(exist_ok=True)
     digest = unit_digest(config)
     results: list[UnitResult] = []
+    failed: dict[str, str] = {}
     start = time.perf_counter()
     for position, unit in enumerate(units):
         stored, problem = load_unit(out, unit, digest)
@@ -262,12 +310,22 @@ def _run_held(
             if problem is not None:
                 print(f"[{experiment.name}] unit {unit.key}: {problem}; computing it again", file=sys.stderr)
             unit_start = time.perf_counter()
-            seed = unit_seed(config["seed"], position)
-            with seeded_globals(seed):
-                computed = experiment.run_unit(config, unit, seed)
+            try:
+                computed = _run_unit(experiment, config, unit, position, progress)
+            except Exception as error:
+                if not keep_going:
+                    raise
+                failed[unit.key] = f"{type(error).__name__}: {error}"
+                print(
+                    f"[{experiment.name}] unit {unit.key} failed ({failed[unit.key]}); the others go on",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                stored = UnitResult(values={"error": failed[unit.key]})
+            else:
+                stored = save_unit(out, unit, computed, digest, time.perf_counter() - unit_start)
             seconds = time.perf_counter() - unit_start
-            stored = save_unit(out, unit, computed, digest, seconds)
-            progress.update(unit.key, seconds, resumed=False)
+            progress.update(unit.key, seconds, resumed=False, failed=unit.key in failed)
         else:
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
@@ -276,44 +334,67 @@ def _run_held(
     summary, legacy_body = finalized if isinstance(finalized, tuple) else (finalized, "")
     summary, moved = split_timing(json.loads(json.dumps(summary)))
     wall = time.perf_counter() - start
-    timing = {"wall_seconds": wall, "units_run_now": progress.computed}
-    write_json(out / "timing.json", {**timing, "results_wall_seconds": moved} if moved else timing)
+    timing: dict[str, Any] = {"wall_seconds": wall, "units_run_now": progress.computed}
+    timing.update({"results_wall_seconds": moved} if moved else {})
+    timing.update({"failed_units": failed} if failed else {})
+    write_json(out / "timing.json", timing)
     write_json(out / "results.json", summary)
     summary = json.loads((out / "results.json").read_text())  # what every later reader sees
+    if callable(command):
+        command = command(out)
+    elif command is None:
+        command = command_for(
+            experiment.name, config["scale"], config["seed"], out, overrides_of(experiment, config)
+        )
     section = section_of(
         experiment, config, summary, out,
         status="ran" if progress.computed == len(units) else "resumed",
-        command=command_for(experiment.name, config["scale"], config["seed"], out,
-                            overrides_of(experiment, config)),
-        wall_seconds=wall, legacy_body=legacy_body,
+        command=command, wall_seconds=wall, legacy_body=legacy_body, failed_units=failed,
     )  # fmt: skip
-    for warning in section.warnings:
+    for warning in section.claim_warnings:
         print(f"[{experiment.name}] warning: {warning}", file=sys.stderr, flush=True)
     write_run_report(out, section, config)
     return summary
 
 
 class _progress:
-    """A tqdm bar on a terminal, plain log lines otherwise, nothing with ``quiet``."""
+    """A tqdm bar on a terminal, plain log lines otherwise, nothing with ``quiet``; :meth:`inside` is the
+    display of :func:`deeplandscape.progress.advance` within a unit."""
 
     def __init__(self, total: int, name: str, quiet: bool) -> None:
         self.quiet, self.total, self.done, self.name = quiet, total, 0, name
         self.computed = 0
         self.bar = None
+        self.last_line = time.monotonic()
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=name, unit="unit", file=sys.stderr)
 
-    def update(self, key: str, seconds: float, *, resumed: bool) -> None:
+    def update(self, key: str, seconds: float, *, resumed: bool, failed: bool = False) -> None:
         self.done += 1
         self.computed += 0 if resumed else 1
         if self.bar is not None:
             self.bar.set_postfix_str(key)
             self.bar.update(1)
         elif not self.quiet:
-            how = "already done" if resumed else f"{seconds:.1f}s"
+            how = "already done" if resumed else f"{seconds:.1f}s" + (", failed" if failed else "")
             print(f"[{self.name}] unit {self.done}/{self.total} {key}: {how}", file=sys.stderr, flush=True)
+            self.last_line = time.monotonic()
+
+    def inside(self, key: str) -> unit_progress.Sink:
+        """The display of the progress reported inside the unit ``key``."""
+
+        def show(done: int, total: int, what: str) -> None:
+            text = f"{key}: {done}/{total} {what}".rstrip()
+            if self.bar is not None:
+                self.bar.set_postfix_str(text)
+            elif not self.quiet and time.monotonic() - self.last_line >= PROGRESS_INTERVAL:
+                position = f"unit {self.done + 1}/{self.total}"
+                print(f"[{self.name}] {position} {text}", file=sys.stderr, flush=True)
+                self.last_line = time.monotonic()
+
+        return show
 
     def close(self) -> None:
         if self.bar is not None:

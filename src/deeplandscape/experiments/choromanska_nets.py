@@ -46,13 +46,12 @@ import torch
 from scipy import stats
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets
+from deeplandscape import nets, optim
 from deeplandscape.analysis import spectrum_statistics
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._annealing import anneal_ternary_mlp, calibrated_loss, ternary_logits
 from deeplandscape.experiments._critical import refine_critical_point
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments._verdicts import guarded, std_ratio
 from deeplandscape.experiments.claims import (
     LEVEL,
     Claim,
@@ -65,10 +64,12 @@ from deeplandscape.experiments.claims import (
     bootstrap,
     decide,
     error_difference,
+    guarded,
     proportion,
     require_above_chance,
     require_at_most,
     require_gradient_checked,
+    std_ratio,
 )
 from deeplandscape.experiments.spec import (
     Diagnostic,
@@ -190,8 +191,8 @@ def _sgd(config: dict[str, Any], n1: int, count: int, seed: int, train, test, ep
     """``count`` networks of width n1 from the unit cube, SGD with η0·γ^epoch; ``(ensemble, history)``."""
     ensemble = nets.Ensemble.from_name(_net_name(n1), count, seed=seed, n1=n1, in_features=train[0].shape[1])
     lr = config["lr"]
-    history = nets.train_ensemble(
-        ensemble, nets.EnsembleSGD(ensemble, lr), train, test=test, epochs=epochs,
+    history = optim.train_ensemble(
+        ensemble, optim.EnsembleSGD(ensemble, lr), train, test=test, epochs=epochs,
         batch_size=config["batch_size"], lr_schedule=lambda e: lr * decay**e, seed=seed,
     )  # fmt: skip
     return ensemble, history

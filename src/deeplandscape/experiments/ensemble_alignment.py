@@ -6,12 +6,13 @@ ensemble) gives 7.84%, only slightly better; the *weights* averaged as they are 
 89.9%, close to chance, since the average of points in different minima of a non-convex loss need not be
 near any minimum; averaged after permuting each network's hidden units to match the first one (greedy
 layer-wise matching) they give 18.7%. The overlap q_ab = ⟨x_a, x_b⟩/(|x_a||x_b|) of the aligned networks
-(Fig. 5.1) stays far from 1: the copies are far apart even modulo permutations, which motivates Parle's
-coupling of the replicas during training.
+(Fig. 5.1) is about the same for every pair and the copies stay far apart even modulo permutations, which
+motivates Parle's coupling of the replicas during training.
 
-Here: k networks of the same architecture, network a built from seed a and trained with SGD (Nesterov
-momentum) over the batch order of seed a (:mod:`deeplandscape.experiments._compare`: same data, budget in
-epochs, evaluation in evaluation mode with batch-norm statistics recomputed on the training set); then
+Here: ``groups`` independent groups of k networks of the same architecture (network a of group g built from
+seed g·k + a and trained with SGD, Nesterov momentum, over the batch order of that seed;
+:mod:`deeplandscape.experiments._compare`: same data, budget in epochs, evaluation in evaluation mode with
+batch-norm statistics recomputed on the training set); for each group
 
 - the **softmax ensemble** p(y|x) = (1/k) Σ_a softmax(f(x; x_a));
 - the **naive average** x̄ = (1/k) Σ_a x_a and the **aligned average** of the networks aligned to the first
@@ -20,10 +21,10 @@ epochs, evaluation in evaluation mode with batch-norm statistics recomputed on t
   weights (``error_running_stats``);
 - the **overlap matrices** before and after alignment
   (:func:`~deeplandscape.analysis.alignment.overlap_matrix`);
-- the same three errors for the first j = 1, …, k networks, and the Hessian top eigenvalue and trace of
-  each member at its solution.
 
-Units are the k trainings; the averages are formed when the run is finalized, from the stored weights.
+and, for the first group, the three errors of the first j = 1, …, k networks. The groups give the
+network-to-network variation of the averages and the ensemble; which test images each one gets wrong gives
+the test-set variation (``ensemble_alignment.npz``).
 """
 
 from __future__ import annotations
@@ -40,31 +41,56 @@ from torch import nn
 from deeplandscape import nets, optim
 from deeplandscape.analysis.alignment import average_models, overlap_matrix
 from deeplandscape.experiments import _compare as C
-from deeplandscape.experiments._common import table
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments.spec import Experiment, Param, Unit, UnitResult
+from deeplandscape.experiments.claims import (
+    CHANCE_FACTOR,
+    Claim,
+    PaperNumber,
+    RunData,
+    Statistic,
+    Verdict,
+    bootstrap,
+    decide,
+    error_difference,
+    mean,
+    proportion,
+)
+from deeplandscape.experiments.spec import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
 from deeplandscape.rundir import save_npz
 
-KINDS = ("member", "ensemble", "naive-average", "aligned-average")
 STATE = "state."  # prefix of the arrays that hold a member's state dict
+CLASSES = 10
+NPZ = "ensemble_alignment.npz"
 
-# Thesis §5.0.1 (allcnn, CIFAR-10, 6 networks): validation error %.
-PAPER = {"member": 8.04, "member_std": 0.16, "member_train": 4.08, "ensemble": 7.84, "naive-average": 89.9,
-         "aligned-average": 18.7}  # fmt: skip
+# Thesis §5.0.1 (allcnn, CIFAR-10, six networks): validation error %.
+PAPER_MEMBER = PaperNumber((8.04, 0.16), "Thesis §5.0.1", "validation error of each network")
+PAPER_MEMBER_TRAIN = PaperNumber((4.08, 0.9), "Thesis §5.0.1", "training error of each network")
+PAPER_ENSEMBLE = PaperNumber(7.84, "Thesis §5.0.1", "softmax ensemble of the six")
+PAPER_NAIVE = PaperNumber(89.9, "Thesis §5.0.1", "naive weight average")
+PAPER_ALIGNED = PaperNumber(18.7, "Thesis §5.0.1", "weight average after alignment")
+PAPER_K = 6
+PAPER_RATIO = PAPER_ALIGNED.value / PAPER_NAIVE.value
 
-_DATA = C.data_params()
+# Thresholds the paper does not give (ours; each claim's criterion says so).
+FAR_RATIO = 0.5  # "far worse": the aligned average has at most half the naive average's error
+FAR_OVERLAP = 0.5  # "very far away": overlap below 1/2, i.e. distance above the networks' norm
+SIMILAR_SPREAD = 0.05  # "quite similar": a standard deviation below 0.05 on the overlap's scale [0, 1]
+
 PARAMS = {
-    "data": _DATA["data"],
-    "mnist_path": _DATA["mnist_path"],
-    "train_subset": _DATA["train_subset"],
+    **C.mnist_reference_params(10000),
     "model": Param("str", "lenet", "network (an nn.Sequential, or a module whose .net is one)"),
-    "k": Param("int", 6, "independently trained networks (Thesis Fig. 5.1: six)", quick=3, low=2),
-    "epochs": Param("float", 10.0, "epochs of SGD per network", quick=2.0, paper=50.0, low=0.01),
-    "batch_size": Param("int", 32, "mini-batch size", paper=128, low=1),
+    "k": Param("int", PAPER_K, "independently trained networks per group (Thesis Fig. 5.1: six)", quick=3,
+               low=2),
+    "groups": Param("int", 3, "independent groups of k networks (their spread gives the intervals)", quick=2,
+                    low=1),
+    "epochs": Param("float", 10.0, "epochs of SGD per network", quick=2.0, reference=3.0, paper=50.0,
+                    low=0.01),
+    "budget_factor": Param("float", 1.0, "multiplies epochs (the diagnostics' longer runs)", low=0.01),
+    "batch_size": Param("int", 32, "mini-batch size", reference=128, paper=128, low=1),
     "lr": Param("float", 0.1, "SGD step size (Nesterov momentum 0.9)", low=1e-8),
-    "hessian_samples": Param("int", 128, "training samples for each member's Hessian (0: skip)", quick=32,
+    "hessian_samples": Param("int", 64, "training samples for each member's Hessian (0: skip)", quick=16,
                              paper=1024, low=0),
-    "hessian_probes": Param("int", 10, "Hutchinson probes for the Hessian trace", quick=2, paper=100, low=1),
+    "hessian_probes": Param("int", 5, "Hutchinson probes for the Hessian trace", quick=2, paper=100, low=1),
 }  # fmt: skip
 
 
@@ -83,29 +109,40 @@ def sequential(model: nn.Module) -> nn.Sequential:
 def units(config: dict[str, Any]) -> list[Unit]:
     if config["model"] not in nets.available():
         raise ValueError(f"Invalid model: {config['model']!r} (known: {', '.join(nets.available())})")
-    return [Unit(f"member-{a}", {"member": a}) for a in range(config["k"])]
+    k = config["k"]
+
+    def key(g: int, a: int) -> str:  # group 0 keeps the names of the runs made before there were groups
+        return f"member-{a}" if g == 0 else f"group-{g}-member-{a}"
+
+    return [
+        Unit(key(g, a), {"group": g, "member": a, "seed": g * k + a})
+        for g in range(config["groups"])
+        for a in range(k)
+    ]
 
 
 def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
-    """Train member a (network, batch order, dropout of seed a) with SGD; return errors, Hessian, weights."""
-    a = unit.params["member"]
+    """Train one network (initialization, batch order and dropout of its seed) with SGD; return its errors,
+    Hessian, which test images it gets wrong, and its weights."""
+    s = unit.params["seed"]
     d = C.load_images(config)
-    model = nets.get(config["model"], seed=a)
+    model = nets.get(config["model"], seed=s)
     sequential(model)
     optimizer = optim.get("sgd")(model.parameters(), lr=config["lr"], momentum=0.9, nesterov=True)
     with torch.random.fork_rng():
-        torch.manual_seed(a)  # dropout masks: a function of the member alone
+        torch.manual_seed(s)  # dropout masks: a function of the member alone
         curves = C.train(
-            C.single_model_step(model, optimizer), lambda: C.evaluate(model, d), d, epochs=config["epochs"],
-            batch_size=config["batch_size"], seed=a, evaluations=1,
+            C.single_model_step(model, optimizer), lambda: C.evaluate(model, d), d,
+            epochs=config["epochs"] * config["budget_factor"], batch_size=config["batch_size"], seed=s,
+            evaluations=1,
         )  # fmt: skip
     top = trace = None
     if config["hessian_samples"]:
         top, trace = C.hessian_at_solution(
-            model, d, samples=config["hessian_samples"], probes=config["hessian_probes"], seed=a
+            model, d, samples=config["hessian_samples"], probes=config["hessian_probes"], seed=s
         )
     values = {
-        "member": a,
+        **unit.params,
         "error": float(curves.test_error[-1]),
         "val_error": float(curves.val_error[-1]),
         "train_error": float(curves.train_error[-1]),
@@ -117,20 +154,16 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     }
     # the state dict after evaluation: batch-norm statistics recomputed on the training set
     arrays = {STATE + k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    arrays["test_wrong"] = curves.test_per_sample
     return UnitResult(values, arrays)
 
 
 def load_member(config: dict[str, Any], result: UnitResult) -> nn.Module:
     """The trained member of a unit result, rebuilt from its stored state dict."""
-    model = nets.get(config["model"], seed=result.values["member"])
+    model = nets.get(config["model"], seed=result.values["seed"])
     state = {k[len(STATE) :]: torch.from_numpy(v) for k, v in result.arrays.items() if k.startswith(STATE)}
     model.load_state_dict(state)
     return model.eval()
-
-
-@torch.no_grad()
-def _error(logits_or_probs: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * int((logits_or_probs.argmax(1) != y).sum()) / len(y)
 
 
 @torch.no_grad()
@@ -139,16 +172,11 @@ def _probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.softmax(model(xb), dim=1) for xb in x.split(C.EVAL_BATCH)])
 
 
-def ensemble_errors(members: list[nn.Module], d: C.Tensors) -> dict[str, float]:
-    """Errors (%) of the softmax ensemble, argmax of (1/k) Σ_a softmax(f(x; x_a)), on train/val/test."""
-    out = {}
-    for name, x, y in (
-        ("train_error", d.x, d.y),
-        ("val_error", d.x_val, d.y_val),
-        ("error", d.x_test, d.y_test),
-    ):
-        out[name] = _error(torch.stack([_probabilities(m, x) for m in members]).mean(0), y)
-    return out
+@torch.no_grad()
+def ensemble_wrong(members: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """1.0 where the softmax ensemble, argmax of (1/k) Σ_a softmax(f(x; x_a)), misclassifies."""
+    p = torch.stack([_probabilities(m, x) for m in members]).mean(0)
+    return (p.argmax(1) != y).numpy().astype(np.float64)
 
 
 def averaged(members: list[nn.Module], aligned: bool) -> nn.Module:
@@ -159,17 +187,18 @@ def averaged(members: list[nn.Module], aligned: bool) -> nn.Module:
     return out.eval()
 
 
-def average_errors(model: nn.Module, d: C.Tensors) -> dict[str, float]:
-    """Errors (%) of an averaged network with its running statistics as averaged, then recomputed."""
-    as_averaged = _error(_probabilities(model, d.x_test), d.y_test)
+def average_errors(model: nn.Module, d: C.Tensors) -> tuple[dict[str, float], np.ndarray]:
+    """Errors (%) of an averaged network with its running statistics as averaged, then recomputed (which
+    test images it gets wrong after recomputation)."""
+    as_averaged = 100.0 * float((_probabilities(model, d.x_test).argmax(1) != d.y_test).float().mean())
     e = C.evaluate(model, d)
-    return {"error": e["test_error"], "val_error": e["val_error"], "train_error": e["train_error"],
-            "error_running_stats": as_averaged}  # fmt: skip
+    errors = {"error": e["test_error"], "val_error": e["val_error"], "train_error": e["train_error"],
+              "error_running_stats": as_averaged}  # fmt: skip
+    return errors, e["test_per_sample"]
 
 
-def _offdiag_mean(q: np.ndarray) -> float:
-    k = q.shape[0]
-    return float((q.sum() - np.trace(q)) / (k * (k - 1)))
+def _offdiag(q: np.ndarray) -> np.ndarray:
+    return q[~np.eye(q.shape[0], dtype=bool)]
 
 
 def plot_overlap(before: np.ndarray, after: np.ndarray):
@@ -200,147 +229,281 @@ def plot_by_count(by_count: list[dict[str, float]], members: list[float]):
     ax.scatter(range(1, len(members) + 1), members, color="k", marker="x", label="member j alone", zorder=3)
     ax.axhline(90.0, color="gray", ls=":", lw=1, label="chance (10 classes)")
     ax.set_xticks(j)
-    ax.set_xlabel("networks j (the first j)")
+    ax.set_xlabel("networks j (the first j of group 0)")
     ax.set_ylabel("test error %")
     ax.set_yscale("symlog", linthresh=1.0)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     return fig
 
 
-def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> tuple[dict, str]:
-    d = C.load_images(config)
-    members = [load_member(config, r) for r in results]
-    rows: list[dict[str, Any]] = []
-    for r in results:
-        v = r.values
-        rows.append({"kind": "member", "networks": 1, "member": v["member"], "error": v["error"],
-                     "val_error": v["val_error"], "train_error": v["train_error"],
-                     "error_running_stats": v["error"], "hessian_top": v["hessian_top"],
-                     "hessian_trace": v["hessian_trace"]})  # fmt: skip
-    k = len(members)
-    ens = ensemble_errors(members, d)
-    rows.append({"kind": "ensemble", "networks": k, **ens, "error_running_stats": ens["error"]})
-    rows.append({"kind": "naive-average", "networks": k, **average_errors(averaged(members, False), d)})
-    rows.append({"kind": "aligned-average", "networks": k, **average_errors(averaged(members, True), d)})
-
-    # j = 1 is the degenerate case: the ensemble and the averages of one network are the network
-    by_count = []
-    for j in range(1, k + 1):
-        if j == k:
-            combined = {r["kind"]: r["error"] for r in rows[k:]}
-        else:
-            combined = {
-                "ensemble": ensemble_errors(members[:j], d)["error"],
-                "naive-average": average_errors(averaged(members[:j], False), d)["error"],
-                "aligned-average": average_errors(averaged(members[:j], True), d)["error"],
-            }
-        by_count.append({"networks": j, **combined})
-
-    q = overlap_matrix([sequential(m) for m in members], aligned=True)
-    overlap = {
-        "naive": q.before.tolist(),
-        "aligned": q.after.tolist(),
-        "naive_mean": _offdiag_mean(q.before),
-        "aligned_mean": _offdiag_mean(q.after),
-    }
-    save_npz(out / "ensemble_alignment.npz", overlap_naive=q.before, overlap_aligned=q.after,
-             by_count=np.array([[r["networks"], r["ensemble"], r["naive-average"], r["aligned-average"]]
-                                for r in by_count]))  # fmt: skip
-    save(plot_overlap(q.before, q.after), out / "overlap.png")
-    save(plot_by_count(by_count, [r.values["error"] for r in results]), out / "averages.png")
-
-    member_err = np.array([r.values["error"] for r in results])
-    member_train = np.array([r.values["train_error"] for r in results])
-    tops = [r.values["hessian_top"] for r in results]
-    traces = [r.values["hessian_trace"] for r in results]
-    hessian = None not in tops
-    summary = {
-        "member_error_mean": float(member_err.mean()),
-        "member_error_std": float(member_err.std(ddof=1)),
-        "member_train_error_mean": float(member_train.mean()),
-        "member_hessian_top_mean": float(np.mean(tops)) if hessian else None,
-        "member_hessian_trace_mean": float(np.mean(traces)) if hessian else None,
-    }
-
-    def f(x: float) -> str:
-        return f"{x:.2f}"
-
-    models_table = table(
-        ["network", "test error %", "val error %", "train error %", "test error %, running stats as averaged",
-         "Hessian top", "Hessian trace"],
-        [[f"member {r['member']}" if r["kind"] == "member" else f"{r['kind']} of {r['networks']}",
-          f(r["error"]), f(r["val_error"]), f(r["train_error"]), f(r["error_running_stats"]),
-          "—" if r.get("hessian_top") is None else r["hessian_top"],
-          "—" if r.get("hessian_trace") is None else r["hessian_trace"]] for r in rows],
-    )  # fmt: skip
-    paper_table = table(
-        ["", "paper: val. error % (allcnn, CIFAR-10, 6 networks)", "ours: test error %"],
-        [["members", f"{PAPER['member']} ± {PAPER['member_std']} (train {PAPER['member_train']} ± 0.9)",
-          f"{summary['member_error_mean']:.2f} ± {summary['member_error_std']:.2f} (train "
-          f"{summary['member_train_error_mean']:.2f})"],
-         ["softmax ensemble", PAPER["ensemble"], f(rows[k]["error"])],
-         ["naive weight average", PAPER["naive-average"], f(rows[k + 1]["error"])],
-         ["aligned weight average", PAPER["aligned-average"], f(rows[k + 2]["error"])]],
-    )  # fmt: skip
-    count_table = table(
-        ["networks j", "softmax ensemble %", "naive average %", "aligned average %"],
-        [[r["networks"], f(r["ensemble"]), f(r["naive-average"]), f(r["aligned-average"])] for r in by_count],
-    )
-    data = "digits up-sampled to 28×28" if config["data"] == "digits" else "MNIST"
-    body = [
-        f"Data: {data}; k = {k} networks `{config['model']}`, network a built and shuffled with seed a; "
-        f"each trained with SGD (η = {config['lr']:g}, Nesterov momentum 0.9, batch {config['batch_size']}) "
-        f"for {config['epochs']:g} epochs. Errors in %; `error` with batch-norm statistics recomputed on the "
-        "training set, the last column with the running statistics averaged like the weights. Hessian of "
-        f"each member's training loss on {config['hessian_samples']} samples.",
-        models_table,
-        "**Thesis §5.0.1** next to ours:\n\n" + paper_table,
-        "Mean overlap q_ab over pairs a ≠ b: "
-        f"{overlap['naive_mean']:.3f} as trained, {overlap['aligned_mean']:.3f} aligned to network 0 "
-        "(Fig. 5.1: far below 1 even after alignment).",
-        "![overlap matrices](overlap.png)",
-        "Errors of the first j networks combined:\n\n" + count_table,
-        "![errors against the number of networks](averages.png)",
-    ]
-    results_json = {
-        "data": config["data"],
-        "model": config["model"],
-        "k": k,
-        "runs": comparison_rows(config, results, rows[k:]),
-        "models": rows,
-        "overlap": overlap,
-        "by_count": by_count,
-        **summary,
-    }
-    return results_json, "\n\n".join(body)
-
-
-def comparison_rows(
-    config: dict[str, Any], members: list[UnitResult], combined: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The ``runs`` rows every comparison has: the members (mean ± std over the k networks, SGD each),
-    then the ensemble and the two averages (one value each; their cost is the k trainings together; no
-    Hessian is taken at an average)."""
-    v = [r.values for r in members]
-    errors = np.array([x["error"] for x in v])
-    hessian = all(x.get("hessian_top") is not None for x in v)
-    epochs, seconds = [x["effective_epochs"] for x in v], [x["wall_seconds"] for x in v]
-    out = [{
-        "model": config["model"], "method": "SGD (each member)", "seeds": len(v),
-        "error_mean": float(errors.mean()), "error_std": float(errors.std(ddof=1)) if len(v) > 1 else 0.0,
-        "effective_epochs": float(np.mean(epochs)), "wall_seconds": float(np.mean(seconds)),
-        "hessian_top": float(np.mean([x["hessian_top"] for x in v])) if hessian else None,
-        "hessian_trace": float(np.mean([x["hessian_trace"] for x in v])) if hessian else None,
-    }]  # fmt: skip
-    total_epochs, total_seconds = float(np.sum(epochs)), float(np.sum(seconds))
-    for r in combined:
-        out.append({
-            "model": config["model"], "method": r["kind"], "seeds": len(v), "error_mean": r["error"],
-            "error_std": None, "effective_epochs": total_epochs, "wall_seconds": total_seconds,
-            "hessian_top": None, "hessian_trace": None,
+def _by_count(members: list[nn.Module], d: C.Tensors, full: dict[str, float]) -> list[dict[str, float]]:
+    """Test errors of the ensemble and the two averages of the first j networks, j = 1, …, k (j = 1: the
+    network itself, the degenerate case; j = k: ``full``)."""
+    rows = []
+    for j in range(1, len(members) + 1):
+        if j == len(members):
+            rows.append({"networks": j, **full})
+            continue
+        first = members[:j]
+        rows.append({
+            "networks": j,
+            "ensemble": 100.0 * float(ensemble_wrong(first, d.x_test, d.y_test).mean()),
+            "naive-average": average_errors(averaged(first, False), d)[0]["error"],
+            "aligned-average": average_errors(averaged(first, True), d)[0]["error"],
         })  # fmt: skip
-    return out
+    return rows
+
+
+def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> dict[str, Any]:
+    d = C.load_images(config)
+    k, n_groups = config["k"], config["groups"]
+    member_rows = [{key: r.values[key] for key in ("group", "member", "seed", "error", "val_error",
+                                                    "train_error", "hessian_top", "hessian_trace")}
+                   for r in results]  # fmt: skip
+    arrays: dict[str, np.ndarray] = {}
+    groups, first_members, q0 = [], None, None
+    for g in range(n_groups):
+        in_group = [r for r in results if r.values["group"] == g]
+        members = [load_member(config, r) for r in in_group]
+        wrong = {"ensemble": ensemble_wrong(members, d.x_test, d.y_test)}
+        row: dict[str, Any] = {"group": g, "ensemble": {"error": 100.0 * float(wrong["ensemble"].mean())}}
+        for kind, aligned in (("naive", False), ("aligned", True)):
+            row[kind], wrong[kind] = average_errors(averaged(members, aligned), d)
+        q = overlap_matrix([sequential(m) for m in members], aligned=True)
+        row.update(
+            overlap_naive_mean=float(_offdiag(q.before).mean()),
+            overlap_aligned_mean=float(_offdiag(q.after).mean()),
+            overlap_aligned_std=float(_offdiag(q.after).std(ddof=1)),
+            overlap_with_first=[float(v) for v in q.after[0, 1:]],
+        )
+        groups.append(row)
+        arrays[f"g{g}_members_wrong"] = np.stack([r.arrays["test_wrong"] for r in in_group])
+        for kind, w in wrong.items():
+            arrays[f"g{g}_{kind}_wrong"] = w
+        arrays[f"g{g}_overlap_naive"], arrays[f"g{g}_overlap_aligned"] = q.before, q.after
+        if g == 0:
+            first_members, q0 = members, q
+    first = groups[0]
+    full = {"ensemble": first["ensemble"]["error"], "naive-average": first["naive"]["error"],
+            "aligned-average": first["aligned"]["error"]}  # fmt: skip
+    by_count = _by_count(first_members, d, full)
+    save_npz(out / NPZ, **arrays)
+    save(plot_overlap(q0.before, q0.after), out / "overlap.png")
+    save(plot_by_count(by_count, [r["error"] for r in member_rows[:k]]), out / "averages.png")
+    errors = np.array([r["error"] for r in member_rows])
+    train = np.array([r["train_error"] for r in member_rows])
+    return {
+        "data": config["data"], "model": config["model"], "k": k, "groups": n_groups,
+        "n_train": len(d.y), "n_test": len(d.y_test), "classes": CLASSES,
+        "member_error_mean": float(errors.mean()), "member_error_std": float(errors.std(ddof=1)),
+        "member_train_error_mean": float(train.mean()), "member_train_error_std": float(train.std(ddof=1)),
+        "members": member_rows, "averages": groups, "by_count": by_count,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def _spread(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.2f}" + (f" ± {v.std(ddof=1):.2f}" if v.size > 1 else "")
+
+
+def tables(results: dict[str, Any], config: dict[str, Any]) -> list[Table]:
+    groups = results["averages"]
+    data = "digits up-sampled to 28×28" if results["data"] == "digits" else "MNIST"
+    note = (
+        f"Ours: {results['groups']} group(s) of k = {results['k']} `{results['model']}` networks on {data} "
+        f"({results['n_train']} training images, errors on {results['n_test']} test images), each trained "
+        f"with SGD (η = {config['lr']:g}, Nesterov 0.9, batch {config['batch_size']}) for "
+        f"{config['epochs'] * config['budget_factor']:g} epochs; mean ± std over the groups (members: over "
+        "every network). The paper's: six allcnn networks on CIFAR-10, validation error."
+    )
+    member = f"{results['member_error_mean']:.2f} ± {results['member_error_std']:.2f}"
+    rows = (
+        ("each network (test)", str(PAPER_MEMBER), member),
+        ("each network (training)", str(PAPER_MEMBER_TRAIN),
+         f"{results['member_train_error_mean']:.2f} ± {results['member_train_error_std']:.2f}"),
+        ("softmax ensemble", str(PAPER_ENSEMBLE), _spread([g["ensemble"]["error"] for g in groups])),
+        ("naive weight average", str(PAPER_NAIVE), _spread([g["naive"]["error"] for g in groups])),
+        ("naive weight average, running statistics averaged", "–",
+         _spread([g["naive"]["error_running_stats"] for g in groups])),
+        ("aligned weight average", str(PAPER_ALIGNED), _spread([g["aligned"]["error"] for g in groups])),
+        ("aligned weight average, running statistics averaged", "–",
+         _spread([g["aligned"]["error_running_stats"] for g in groups])),
+        ("overlap of two networks, as trained", "–", _spread([g["overlap_naive_mean"] for g in groups])),
+        ("overlap of two networks, aligned", "–", _spread([g["overlap_aligned_mean"] for g in groups])),
+    )  # fmt: skip
+    by_count = tuple(
+        (r["networks"], f"{r['ensemble']:.2f}", f"{r['naive-average']:.2f}", f"{r['aligned-average']:.2f}")
+        for r in results["by_count"]
+    )
+    return [
+        Table("section-5-0-1", "Thesis §5.0.1: members, ensemble, naive and aligned averages (error %)",
+              ("", "paper (allcnn, CIFAR-10)", "ours"), rows,
+              note + " Averages are evaluated with batch-norm statistics recomputed on the training set, and "
+              "with the running statistics averaged like the weights."),
+        Table("by-count", "the first j networks of group 0 combined (test error %)",
+              ("networks j", "softmax ensemble", "naive average", "aligned average"), by_count,
+              "j = 1: the network itself (the degenerate case)."),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- claims
+
+
+def _wrong(run: RunData, kind: str) -> np.ndarray:
+    """(groups, test images): where each group's ``kind`` errs (``members``: (groups·k, test images))."""
+    arrays = run.arrays(NPZ)
+    groups = range(run.results["groups"])
+    if kind == "members":
+        return np.concatenate([arrays[f"g{g}_members_wrong"] for g in groups])
+    return np.stack([arrays[f"g{g}_{kind}_wrong"] for g in groups])
+
+
+def _union(name: str, estimate: float, parts: list[Statistic], how: str) -> Statistic:
+    """One statistic whose interval is the union of ``parts``' (each source of uncertainty its own)."""
+    return Statistic(name, estimate, min(p.ci_low for p in parts), max(p.ci_high for p in parts),
+                     method=how)  # fmt: skip
+
+
+def _decide_naive_far_worse(run: RunData) -> Verdict:
+    naive, aligned = _wrong(run, "naive"), _wrong(run, "aligned")
+    name = "error of the aligned average / error of the naive average"
+    per_group = mean(aligned.mean(1) / naive.mean(1), name, what="group")
+    pooled = bootstrap((aligned.mean(0), naive.mean(0)), lambda a, b, axis: a.mean(axis) / b.mean(axis), name,
+                       what="test image", paired=True, method="percentile")  # fmt: skip
+    how = f"union of t over {naive.shape[0]} groups and bootstrap over {naive.shape[1]} test images"
+    stat = _union(name, float(aligned.mean() / naive.mean()), [per_group, pooled], how)
+    return decide(stat, below=FAR_RATIO)
+
+
+def _decide_naive_near_chance(run: RunData) -> Verdict:
+    naive = _wrong(run, "naive")
+    name = "accuracy of the naive average"
+    accuracy = 1.0 - naive.mean(1)
+    parts = [mean(accuracy, name, what="group"),
+             proportion(int(naive.size - naive.sum()), naive.size, name)]  # fmt: skip
+    how = f"union of t over {naive.shape[0]} groups and Wilson over {naive.size} predictions"
+    stat = _union(name, float(accuracy.mean()), parts, how)
+    return decide(stat, below=CHANCE_FACTOR / run.results["classes"])
+
+
+def _decide_ensemble(run: RunData) -> Verdict:
+    members = _wrong(run, "members")
+    ensemble = np.repeat(_wrong(run, "ensemble"), run.results["k"], axis=0)  # each member beside its group's
+    stat = error_difference(ensemble, members, "test error of the ensemble − a member, points")
+    mean_, std = PAPER_MEMBER.value
+    return decide(stat, below=std / mean_ * run.results["member_error_mean"])
+
+
+def _with_first(run: RunData) -> np.ndarray:
+    return np.concatenate([g["overlap_with_first"] for g in run.results["averages"]])
+
+
+def _decide_overlap_far(run: RunData) -> Verdict:
+    q = _with_first(run)
+    return decide(mean(q, "overlap of an aligned network with the first of its group", what="network"),
+                  below=FAR_OVERLAP)  # fmt: skip
+
+
+def _decide_overlap_similar(run: RunData) -> Verdict:
+    q = _with_first(run)
+    name = "standard deviation of the aligned overlaps"
+    stat = bootstrap(q, lambda v, axis: v.std(axis=axis, ddof=1), name, what="network", method="percentile")
+    return decide(stat, below=SIMILAR_SPREAD)
+
+
+GROUPS = "over the groups of k networks (t) and the test images (bootstrap), 95%, union of the two intervals"
+
+CLAIMS = (
+    Claim(
+        "ensemble-alignment.naive-near-chance",
+        "“A model that consists of the average weights of these independent networks (“one shot "
+        f"averaging”) performs extremely poorly: it obtains {PAPER_NAIVE}% validation error, which is close "
+        "to random guessing”",
+        "Thesis §5.0.1",
+        f"the accuracy of the naive weight average of k networks lies below {CHANCE_FACTOR:g}× chance (the "
+        "framework's 'at chance'); union of the t interval over the groups and the Wilson interval over "
+        "the test predictions",
+        _decide_naive_near_chance,
+        shown_in="section-5-0-1",
+    ),
+    Claim(
+        "ensemble-alignment.naive-far-worse",
+        "“while a naively averaged model has close to 90% validation error, a model obtained by averaging "
+        f"after aligning the weights performs much better at {PAPER_ALIGNED}% validation error”",
+        "Thesis §5.0.1",
+        f"the ratio error(aligned average)/error(naive average) lies below {FAR_RATIO:g} (ours: 'much "
+        f"better' read as at least halving the error; the paper's ratio is {PAPER_RATIO:.2f}), {GROUPS}",
+        _decide_naive_far_worse,
+        shown_in="section-5-0-1",
+    ),
+    Claim(
+        "ensemble-alignment.ensemble-no-worse",
+        "“Averaging their softmax predictions performs only slightly better than any individual network "
+        f"and the ensemble gets a validation error of {PAPER_ENSEMBLE}%” (members {PAPER_MEMBER}%)",
+        "Thesis §5.0.1",
+        "the ensemble is at least as good as a member: the paired difference error(ensemble) − "
+        "error(member), over every network beside its group's ensemble (t) and the test images "
+        "(bootstrap), lies below the paper's member standard deviation relative to its error "
+        f"({PAPER_MEMBER.value[1]}/{PAPER_MEMBER.value[0]}) times our members' error",
+        _decide_ensemble,
+        shown_in="section-5-0-1",
+    ),
+    Claim(
+        "ensemble-alignment.overlap-far",
+        "“Even after aligning with respect to permutations, these copies are very far away from each other "
+        "in the weight space”",
+        "Thesis §5.0.1, Fig. 5.1",
+        f"the mean overlap q of an aligned network with the first of its group lies below {FAR_OVERLAP:g} "
+        "(ours: with equal norms |x_a − x_b| = |x|√(2(1 − q)), so below 1/2 the networks are further apart "
+        "than their own size); t interval over the networks",
+        _decide_overlap_far,
+        shown_in="overlap.png",
+    ),
+    Claim(
+        "ensemble-alignment.overlap-similar",
+        "“Note that the overlap between any two independent networks is quite similar”",
+        "Thesis Fig. 5.1",
+        "the standard deviation of the aligned overlaps with the first network lies below "
+        f"{SIMILAR_SPREAD:g} (ours: one colour on the overlap's scale [0, 1]); bootstrap over the networks",
+        _decide_overlap_similar,
+        shown_in="overlap.png",
+    ),
+)
+
+FIGURES = (
+    Figure(
+        "overlap.png",
+        "overlap matrices q_ab of the networks of group 0, as trained and aligned to network 0",
+        "Thesis Fig. 5.1: ⟨x_a, x_b⟩/(|x_a||x_b|) for six allcnn networks trained independently with SGD "
+        "on CIFAR-10, after a permutation alignment: about the same for every pair, and far below 1.",
+    ),
+    Figure(
+        "averages.png",
+        "test error of the ensemble and of the naive and aligned averages of the first j networks",
+        f"Thesis §5.0.1: six allcnn on CIFAR-10, {PAPER_MEMBER}% each; the softmax ensemble "
+        f"{PAPER_ENSEMBLE}%; the naive weight average {PAPER_NAIVE}% (near chance); the aligned average "
+        f"{PAPER_ALIGNED}%.",
+    ),
+)
+
+DIAGNOSTICS = (
+    Diagnostic(
+        "ensemble-longer", "ensemble-alignment", ("budget_factor=5",),
+        ("ensemble-alignment.naive-near-chance", "ensemble-alignment.naive-far-worse",
+         "ensemble-alignment.overlap-far", "ensemble-alignment.overlap-similar"),
+        "With five times the training, do the networks move further apart (lower overlap, a naive average "
+        "nearer chance) as the paper's fully trained allcnn networks are?",
+    ),
+    Diagnostic(
+        "ensemble-more-members", "ensemble-alignment", ("k=12",), ("ensemble-alignment.ensemble-no-worse",),
+        "With twice the networks per group, is the softmax ensemble at least as good as a member?",
+    ),
+)  # fmt: skip
 
 
 EXPERIMENT = Experiment(
@@ -351,5 +514,9 @@ EXPERIMENT = Experiment(
     units=units,
     run_unit=run_unit,
     finalize=finalize,
+    tables=tables,
+    figures=FIGURES,
+    claims=CLAIMS,
+    diagnostics=DIAGNOSTICS,
     order=440,
 )

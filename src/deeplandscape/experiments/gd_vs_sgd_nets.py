@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets
+from deeplandscape import nets, optim
 from deeplandscape.experiments._plot import plt, save
 from deeplandscape.experiments.claims import (
     Claim,
@@ -128,7 +128,7 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
     ensemble = nets.Ensemble.from_name(
         "sagun-teacher", config["seeds"], seed=init_seed, h1=h1, h2=h2, in_features=x.shape[1]
     )
-    optimizer = nets.EnsembleSGD(ensemble, config["lr"])
+    optimizer = optim.EnsembleSGD(ensemble, config["lr"])
     if method == "GD":
         train_curve, test_curve = _gradient_descent(
             ensemble, optimizer, (x, y), (xt, yt), steps, steps_per_epoch
@@ -136,7 +136,7 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
         keep = np.arange(0, steps + 1, steps_per_epoch)
         taken = steps
     else:
-        history = nets.train_ensemble(
+        history = optim.train_ensemble(
             ensemble, optimizer, (x, y), test=(xt, yt), epochs=config["epochs"],
             batch_size=config["batch_size"], seed=seed,
         )  # fmt: skip

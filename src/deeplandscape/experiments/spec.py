@@ -24,6 +24,7 @@ from deeplandscape.experiments.claims import Claim
 from deeplandscape.rundir import check_memory
 
 SCALES = ("quick", "default", "reference", "paper")
+RESERVED_KEYS = frozenset({"experiment", "scale", "seed"})  # what resolve_config puts in every configuration
 
 
 class ConfigError(ValueError):
@@ -248,6 +249,12 @@ class Experiment:
     order: int = 1000
 
     def __post_init__(self) -> None:
+        reserved = sorted(RESERVED_KEYS & set(self.params))
+        if reserved:
+            raise ValueError(
+                f"Invalid experiment {self.name!r}: parameters may not be named {', '.join(reserved)} "
+                "(keys of every configuration)"
+            )
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
             raise ValueError(f"Invalid experiment {self.name!r}: duplicate claim ids {ids}")

@@ -31,10 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from deeplandscape import data as dl_data
-from deeplandscape import nets
+from deeplandscape import nets, optim
 from deeplandscape.experiments._common import summary
 from deeplandscape.experiments._plot import plt, save
-from deeplandscape.experiments._verdicts import std_ratio
 from deeplandscape.experiments.claims import (
     Claim,
     NotChecked,
@@ -46,6 +45,7 @@ from deeplandscape.experiments.claims import (
     error_difference,
     mean,
     require_above_chance,
+    std_ratio,
 )
 from deeplandscape.experiments.spec import Diagnostic, Experiment, Figure, Param, Table, Unit, UnitResult
 from deeplandscape.rundir import save_npz
@@ -149,8 +149,8 @@ def _make_teacher(key: tuple):
     h1, h2 = config["teacher"]
     name, kw = _net_name(h1, h2, x.shape[1])
     teacher = nets.Ensemble.from_name(name, 1, seed=config["teacher_seed"], **kw)
-    nets.train_ensemble(
-        teacher, nets.EnsembleSGD(teacher, config["lr"]), (x[:half], y[:half]),
+    optim.train_ensemble(
+        teacher, optim.EnsembleSGD(teacher, config["lr"]), (x[:half], y[:half]),
         epochs=config["teacher_epochs"], batch_size=config["batch_size"], seed=config["teacher_seed"],
     )  # fmt: skip
     model = teacher.member(0).eval()
@@ -174,8 +174,8 @@ def run_unit(config: dict[str, Any], unit: Unit, seed: int) -> UnitResult:
         teacher_cost = float(F.cross_entropy(teacher_logits, yt))
     name, kw = _net_name(h1, h2, x.shape[1])
     students = nets.Ensemble.from_name(name, config["nets"], seed=seed, **kw)
-    history = nets.train_ensemble(
-        students, nets.EnsembleSGD(students, config["lr"]), (x, q), epochs=config["epochs"],
+    history = optim.train_ensemble(
+        students, optim.EnsembleSGD(students, config["lr"]), (x, q), epochs=config["epochs"],
         batch_size=config["batch_size"], loss_fn=kl_cost, seed=seed,
     )  # fmt: skip
     with torch.no_grad():

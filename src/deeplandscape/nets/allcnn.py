@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int, check_probability
+from .spec import NetSpec
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -55,3 +56,10 @@ class AllCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("allcnn", AllCNN, "Thesis §4.6, §3.3.3", (3, 32, 32), 1_670_000, 0.005),
+    NetSpec("small-allcnn", AllCNN, "Thesis §6.3.1", (3, 32, 32), 26_982, defaults={"channels": (12, 24)}),
+)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layers import check_positive_int
+from .spec import NetSpec
 
 
 class CharLSTM(nn.Module):
@@ -38,3 +39,13 @@ class CharLSTM(nn.Module):
         one_hot = F.one_hot(x, self.vocab).to(self.decoder.weight.dtype)
         out, _ = self.lstm(one_hot)
         return self.decoder(out)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("char-lstm", CharLSTM, "Thesis §3.3.1", (32,), 32_640, input_dtype=torch.long),
+    NetSpec(
+        "char-lstm-2x128", CharLSTM, "Thesis §3.3.5", (50,), input_dtype=torch.long,
+        defaults={"vocab": 87, "hidden": 128, "layers": 2},
+    ),
+)  # fmt: skip

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int
+from .spec import NetSpec
 
 CHOROMANSKA_WIDTHS = (10, 25, 50, 100, 250, 500)
 
@@ -43,3 +44,10 @@ def unit_cube_init_(model: nn.Module, generator: torch.Generator | None = None) 
     for p in model.parameters():
         p.copy_(torch.rand(p.shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device))
     return model
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = tuple(
+    NetSpec(f"choromanska-{n1}", ChoromanskaNet, "Choromanska et al. §5.1", (1, 10, 10), defaults={"n1": n1})
+    for n1 in CHOROMANSKA_WIDTHS
+)

@@ -6,16 +6,15 @@ at a time spends most of its time in per-call overhead. :class:`Ensemble` stacks
 members along a new leading axis, ``Θ[k] = θ^(k)`` (``torch.func.stack_module_state`` layout), and
 evaluates every member in one call, ``f(Θ, x)[k] = f(θ^(k), x)``, by ``torch.vmap`` over
 ``torch.func.functional_call``. The summed loss ``Σ_k L_k(θ^(k))`` has gradient ``∂/∂θ^(k) = ∇L_k(θ^(k))``
-(member k's parameters appear in no other term), so one backward pass gives every member its own gradient,
-and :class:`EnsembleSGD` applies torch.optim.SGD's update to each member independently, with a learning rate
-η_k per member.
+(member k's parameters appear in no other term), so one backward pass gives every member its own gradient
+(:class:`deeplandscape.optim.EnsembleSGD` applies torch.optim.SGD's update to each member independently,
+and :func:`deeplandscape.optim.train_ensemble` is the training loop).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -272,107 +271,6 @@ class Ensemble(nn.Module):
         return torch.vmap(loss_fn, in_dims=(0, 0 if per_member else None))(out, y)
 
 
-class EnsembleSGD:
-    """Independent SGD for every member: torch.optim.SGD's update applied to each θ^(k) with its own η_k.
-
-    With ``g = ∇L_k(θ^(k)) + λ θ^(k)`` (weight decay λ), momentum μ and dampening τ, as torch.optim.SGD:
-    ``b ← g`` at the first step, ``b ← μ b + (1 − τ) g`` after; ``d = g + μ b`` (Nesterov) or ``d = b``;
-    ``θ^(k) ← θ^(k) − η_k d``. Every operation is elementwise over the stacked tensors, so member k's
-    update uses member k's gradient, buffer and learning rate only. ``lr`` is a float (all members) or E
-    values; :meth:`set_lr` changes it between steps (per-member learning-rate schedules).
-    """
-
-    def __init__(
-        self,
-        ensemble: Ensemble,
-        lr: float | Sequence[float] | torch.Tensor = 1e-2,
-        *,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-    ):
-        if not isinstance(ensemble, Ensemble):
-            raise ValueError(f"ensemble must be an Ensemble, got {type(ensemble).__name__}")
-        if not momentum >= 0.0:
-            raise ValueError(f"momentum must be >= 0, got {momentum!r}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
-                f"nesterov requires momentum > 0 and dampening = 0, got momentum={momentum!r}, "
-                f"dampening={dampening!r}"
-            )
-        self.ensemble = ensemble
-        self.momentum = momentum
-        self.dampening = dampening
-        self.weight_decay = weight_decay
-        self.nesterov = nesterov
-        self.params = [p for p in ensemble.parameters() if p.requires_grad]
-        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
-        self.set_lr(lr)
-
-    def set_lr(self, lr: float | Sequence[float] | torch.Tensor) -> None:
-        """Set η (one float for all members, or E values η_k); every η_k must be finite and ≥ 0."""
-        E = self.ensemble.size
-        t = torch.as_tensor(lr, dtype=torch.float64).detach().cpu()
-        if t.dim() == 0:
-            t = t.expand(E)
-        if t.shape != (E,):
-            raise ValueError(f"lr must be a float or {E} values (one per member), got shape {tuple(t.shape)}")
-        if not torch.isfinite(t).all() or (t < 0).any():
-            raise ValueError(f"lr must be finite and >= 0 for every member, got {t.tolist()}")
-        self.lr = t.clone()
-        self._uniform = bool((t == t[0]).all())
-        self._lr_views: dict[tuple, torch.Tensor] = {}
-
-    def _lr_view(self, p: torch.Tensor) -> torch.Tensor:
-        key = (p.dim(), p.dtype, p.device)
-        if key not in self._lr_views:
-            self._lr_views[key] = self.lr.to(p.dtype).to(p.device).view(-1, *([1] * (p.dim() - 1)))
-        return self._lr_views[key]
-
-    def zero_grad(self) -> None:
-        """Drop the gradients (set to None)."""
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One independent SGD step for every member (the update in the class docstring)."""
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            d = p.grad
-            if self.weight_decay != 0:
-                d = d.add(p, alpha=self.weight_decay)
-            if self.momentum != 0:
-                buf = self.momentum_buffers[i]
-                if buf is None:
-                    buf = self.momentum_buffers[i] = d.detach().clone()
-                else:
-                    buf.mul_(self.momentum).add_(d, alpha=1 - self.dampening)
-                d = d.add(buf, alpha=self.momentum) if self.nesterov else buf
-            if self._uniform:
-                p.add_(d, alpha=-float(self.lr[0]))
-            else:
-                p.addcmul_(self._lr_view(p), d, value=-1.0)
-
-
-@dataclass(frozen=True)
-class EnsembleHistory:
-    """Per-member losses recorded by :func:`train_ensemble`.
-
-    ``train_loss[e, k]`` / ``test_loss[e, k]``: member k's loss on the whole train / test set after epoch
-    ``e`` (row 0 is before training), shape (epochs + 1, E); ``test_loss`` is ``None`` without test data.
-    ``steps`` is the number of optimizer steps taken.
-    """
-
-    train_loss: torch.Tensor
-    test_loss: torch.Tensor | None
-    steps: int
-
-
 @torch.no_grad()
 def evaluate_ensemble(
     ensemble: Ensemble,
@@ -398,83 +296,3 @@ def evaluate_ensemble(
         part = ensemble.losses(xs, ys, loss_fn) * xs.shape[0]
         total = part if total is None else total + part
     return total / n
-
-
-def train_ensemble(
-    ensemble: Ensemble,
-    optimizer: EnsembleSGD,
-    train: tuple[torch.Tensor, torch.Tensor],
-    *,
-    test: tuple[torch.Tensor, torch.Tensor] | None = None,
-    epochs: int = 1,
-    batch_size: int = 64,
-    loss_fn: LossFn = F.cross_entropy,
-    lr_schedule: Callable[[int], float | Sequence[float] | torch.Tensor] | None = None,
-    shuffle: str = "shared",
-    seed: int = 0,
-    eval_batch_size: int = 4096,
-) -> EnsembleHistory:
-    """Mini-batch SGD for every member at once, recording per-member train/test loss after every epoch.
-
-    Each epoch visits the N training samples in batches of ``batch_size`` (the last one may be smaller).
-    ``shuffle="shared"``: one order for all members, ``torch.randperm(N, generator=g)`` per epoch with
-    ``g`` seeded by ``seed``; ``"per-member"``: member k draws its own order from a generator seeded by
-    ``seed + k``; ``"none"``: the data order. So member k equals a single network trained with
-    torch.optim.SGD on the batches of that generator. ``lr_schedule(epoch)`` (epoch = 0, 1, …), when given,
-    sets the learning rate(s) before each epoch (e.g. Choromanska §5.1's decay: ``lambda e: η0 · γ**e``).
-    A NaN or Inf loss raises ``FloatingPointError`` naming the epoch and the members.
-    """
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if shuffle not in ("shared", "per-member", "none"):
-        raise ValueError(f"shuffle must be 'shared', 'per-member' or 'none', got {shuffle!r}")
-    if optimizer.ensemble is not ensemble:
-        raise ValueError("optimizer must be an EnsembleSGD built on this ensemble")
-    x, y = train
-    n = x.shape[0]
-    if n == 0 or y.shape[0] != n:
-        raise ValueError(
-            f"train x and y must hold the same positive number of samples, got {n}, {y.shape[0]}"
-        )
-    E = ensemble.size
-    gens = [torch.Generator().manual_seed(seed + k) for k in range(E if shuffle == "per-member" else 1)]
-
-    def record(rows_train: list, rows_test: list, epoch: int) -> None:
-        was_training = ensemble.training
-        ensemble.eval()
-        rows_train.append(evaluate_ensemble(ensemble, x, y, loss_fn, batch_size=eval_batch_size))
-        if test is not None:
-            rows_test.append(evaluate_ensemble(ensemble, *test, loss_fn, batch_size=eval_batch_size))
-        ensemble.train(was_training)
-        bad = (~torch.isfinite(rows_train[-1])).nonzero().flatten().tolist()
-        if bad:
-            raise FloatingPointError(f"non-finite train loss after epoch {epoch} for members {bad[:10]}")
-
-    train_rows: list[torch.Tensor] = []
-    test_rows: list[torch.Tensor] = []
-    record(train_rows, test_rows, 0)
-    steps = 0
-    for epoch in range(epochs):
-        if lr_schedule is not None:
-            optimizer.set_lr(lr_schedule(epoch))
-        if shuffle == "none":
-            order = torch.arange(n)
-        else:
-            order = torch.stack([torch.randperm(n, generator=g) for g in gens])
-        order = order.to(x.device)
-        for start in range(0, n, batch_size):
-            idx = order[..., start : start + batch_size]
-            per_member = idx.dim() == 2 and shuffle == "per-member"
-            if idx.dim() == 2 and not per_member:
-                idx = idx[0]
-            optimizer.zero_grad()
-            ensemble.losses(x[idx], y[idx], loss_fn, per_member=per_member).sum().backward()
-            optimizer.step()
-            steps += 1
-        record(train_rows, test_rows, epoch + 1)
-    return EnsembleHistory(
-        train_loss=torch.stack(train_rows),
-        test_loss=torch.stack(test_rows) if test is not None else None,
-        steps=steps,
-    )

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int, check_probability, conv_block
+from .spec import NetSpec
 
 
 class LeNet(nn.Module):
@@ -131,3 +132,13 @@ def small_lenet_bn(**kw) -> LeNet:
     kw.setdefault("conv_dropout", 0.1)
     kw.setdefault("fc_dropout", 0.0)
     return LeNet(**kw)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("lenet", lenet, "Thesis §4.6", (1, 28, 28), 131_220),
+    NetSpec("lenet-parle", lenet_parle, "Thesis §5.4.2", (1, 28, 28)),
+    NetSpec("lenet-anneal", lenet_anneal, "AnnealSGD paper §5.4", (1, 28, 28)),
+    NetSpec("small-lenet", small_lenet, "Thesis §3.3.1", (1, 28, 28), 47_658),
+    NetSpec("small-lenet-bn", small_lenet_bn, "Thesis §6.3.1", (1, 28, 28), 13_338),
+)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int, check_probability, fc_block
+from .spec import NetSpec
 
 
 class MnistFC(nn.Module):
@@ -59,3 +60,10 @@ class DeepThinMnistFC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("mnistfc", MnistFC, "Thesis §4.6, §3.3.2", (1, 28, 28), 1_860_000, 0.005),
+    NetSpec("mnistfc-deep", DeepThinMnistFC, "AnnealSGD paper §5.3", (1, 28, 28)),
+)

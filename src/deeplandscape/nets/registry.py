@@ -1,104 +1,55 @@
-"""The model zoo: every network of the papers by name, with its input shape and the paper's count."""
+"""The model zoo: every network of the papers by name, with its input shape and the paper's count.
+
+The zoo is derived from the modules: every module of :mod:`deeplandscape.nets` whose name does not start
+with an underscore and that defines ``NETS`` (a tuple of :class:`~deeplandscape.nets.spec.NetSpec`)
+contributes its networks, in module order, read when the zoo is first used.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .allcnn import AllCNN
-from .charlstm import CharLSTM
-from .choromanska import CHOROMANSKA_WIDTHS, ChoromanskaNet
-from .lenet import lenet, lenet_anneal, lenet_parle, small_lenet, small_lenet_bn
-from .mnistfc import DeepThinMnistFC, MnistFC
-from .smallfc import SmallFC, SmallFCBN
-from .teacher import SAGUN_STUDENT_SIZES, SagunMLP
+from .spec import NetSpec
+
+_specs: dict[str, NetSpec] | None = None
 
 
-@dataclass(frozen=True)
-class NetSpec:
-    """One entry of the zoo.
-
-    ``paper_parameters`` is the count the paper states (``None`` where it gives none) and
-    ``paper_rtol`` the precision of that statement (0 for an exact count, e.g. 0.005 for "1.86 million").
-    ``input_shape`` excludes the batch dimension; ``input_dtype`` is ``torch.long`` for the character models.
-    """
-
-    name: str
-    build: Callable[..., nn.Module]
-    paper: str
-    input_shape: tuple[int, ...]
-    paper_parameters: int | None = None
-    paper_rtol: float = 0.0
-    input_dtype: torch.dtype = torch.float32
-    defaults: dict = field(default_factory=dict)
-
-
-def _specs() -> list[NetSpec]:
-    specs = [
-        NetSpec(
-            f"choromanska-{n1}", ChoromanskaNet, "Choromanska et al. §5.1", (1, 10, 10), defaults={"n1": n1}
-        )
-        for n1 in CHOROMANSKA_WIDTHS
-    ]
-    specs += [
-        NetSpec("mnistfc", MnistFC, "Thesis §4.6, §3.3.2", (1, 28, 28), 1_860_000, 0.005),
-        NetSpec("mnistfc-deep", DeepThinMnistFC, "AnnealSGD paper §5.3", (1, 28, 28)),
-        NetSpec("lenet", lenet, "Thesis §4.6", (1, 28, 28), 131_220),
-        NetSpec("lenet-parle", lenet_parle, "Thesis §5.4.2", (1, 28, 28)),
-        NetSpec("lenet-anneal", lenet_anneal, "AnnealSGD paper §5.4", (1, 28, 28)),
-        NetSpec("small-lenet", small_lenet, "Thesis §3.3.1", (1, 28, 28), 47_658),
-        NetSpec("small-lenet-bn", small_lenet_bn, "Thesis §6.3.1", (1, 28, 28), 13_338),
-        NetSpec("smallfc", SmallFC, "Thesis §3.3.1", (1, 28, 28), 50_890),
-        NetSpec("small-fc", SmallFCBN, "Thesis §6.3.1", (1, 7, 7)),
-        NetSpec("tiny-fc", SmallFCBN, "Thesis §6.3.3", (1, 7, 7), defaults={"hidden": 16, "classes": 5}),
-        NetSpec("allcnn", AllCNN, "Thesis §4.6, §3.3.3", (3, 32, 32), 1_670_000, 0.005),
-        NetSpec(
-            "small-allcnn", AllCNN, "Thesis §6.3.1", (3, 32, 32), 26_982, defaults={"channels": (12, 24)}
-        ),
-        NetSpec(
-            "sagun-teacher", SagunMLP, "Sagun et al. §3.1.3", (1, 28, 28), defaults={"h1": 500, "h2": 300}
-        ),
-    ]
-    specs += [
-        NetSpec(
-            f"sagun-student-{h1}-{h2}",
-            SagunMLP,
-            "Sagun et al. Table 1",
-            (1, 28, 28),
-            defaults={"h1": h1, "h2": h2},
-        )
-        for h1, h2 in SAGUN_STUDENT_SIZES
-    ]
-    specs += [
-        NetSpec("char-lstm", CharLSTM, "Thesis §3.3.1", (32,), 32_640, input_dtype=torch.long),
-        NetSpec(
-            "char-lstm-2x128",
-            CharLSTM,
-            "Thesis §3.3.5",
-            (50,),
-            input_dtype=torch.long,
-            defaults={"vocab": 87, "hidden": 128, "layers": 2},
-        ),
-    ]
-    return specs
-
-
-SPECS: dict[str, NetSpec] = {s.name: s for s in _specs()}
+def specs() -> dict[str, NetSpec]:
+    """Every network of the zoo by name (the modules' ``NETS``); ``TypeError`` for a malformed declaration
+    or a name declared twice."""
+    global _specs
+    if _specs is None:
+        found: dict[str, NetSpec] = {}
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if module.name.startswith("_") or module.name in ("registry", "cli"):
+                continue
+            for entry in getattr(importlib.import_module(f"{__package__}.{module.name}"), "NETS", ()):
+                if not isinstance(entry, NetSpec):
+                    raise TypeError(f"{__package__}.{module.name}.NETS: {entry!r} is not a NetSpec")
+                if entry.name in found:
+                    raise TypeError(f"{__package__}.{module.name}.NETS: {entry.name!r} is declared twice")
+                found[entry.name] = entry
+        _specs = found
+    return dict(_specs)
 
 
 def available() -> list[str]:
     """Names accepted by :func:`get`, in table order."""
-    return list(SPECS)
+    return list(specs())
 
 
 def spec(name: str) -> NetSpec:
     """The :class:`NetSpec` of ``name``; unknown names raise ``ValueError`` listing the known ones."""
-    if name not in SPECS:
-        raise ValueError(f"unknown network name={name!r}; available: {', '.join(SPECS)}")
-    return SPECS[name]
+    known = specs()
+    if name not in known:
+        raise ValueError(f"unknown network name={name!r}; available: {', '.join(known)}")
+    return known[name]
 
 
 def get(name: str, *, seed: int | None = 0, **kw) -> nn.Module:
@@ -160,7 +111,7 @@ def format_table(rows: list[NetRow]) -> str:
     def paper_count(r: NetRow) -> str:
         if r.paper_parameters is None:
             return "-"
-        if SPECS[r.name].paper_rtol > 0:
+        if spec(r.name).paper_rtol > 0:
             return f"≈{r.paper_parameters / 1e6:.2f}M"
         return f"{r.paper_parameters:,}"
 

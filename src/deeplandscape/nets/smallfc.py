@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int
+from .spec import NetSpec
 
 
 class SmallFC(nn.Module):
@@ -49,3 +50,11 @@ class SmallFCBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("smallfc", SmallFC, "Thesis §3.3.1", (1, 28, 28), 50_890),
+    NetSpec("small-fc", SmallFCBN, "Thesis §6.3.1", (1, 7, 7)),
+    NetSpec("tiny-fc", SmallFCBN, "Thesis §6.3.3", (1, 7, 7), defaults={"hidden": 16, "classes": 5}),
+)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._layers import check_positive_int
+from .spec import NetSpec
 
 SAGUN_STUDENT_SIZES = ((50, 50), (250, 150), (500, 300), (1200, 1200))
 
@@ -34,3 +35,14 @@ class SagunMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+#: The networks of this module in the zoo (:mod:`deeplandscape.nets.registry`).
+NETS = (
+    NetSpec("sagun-teacher", SagunMLP, "Sagun et al. §3.1.3", (1, 28, 28), defaults={"h1": 500, "h2": 300}),
+    *(
+        NetSpec(f"sagun-student-{h1}-{h2}", SagunMLP, "Sagun et al. Table 1", (1, 28, 28),
+                defaults={"h1": h1, "h2": h2})
+        for h1, h2 in SAGUN_STUDENT_SIZES
+    ),
+)  # fmt: skip

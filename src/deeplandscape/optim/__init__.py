@@ -11,6 +11,8 @@
 - :class:`Parle`, :class:`DistributedParle` — replicas running Entropy-SGD, coupled to a master every L
   steps (Thesis Ch. 5), in one process or one replica per process (torchrun); :func:`split_dataset`
   for the data splits of §5.5;
+- :class:`EnsembleSGD`, :func:`train_ensemble` — independent SGD for every member of a
+  :class:`~deeplandscape.nets.Ensemble` and its training loop (Choromanska et al. §5.1);
 - :func:`get` / :func:`available` — the registry by name; :func:`recompute_batchnorm` for BatchNorm layers.
 """
 
@@ -18,6 +20,8 @@ from .anneal import AnnealSGD, NetworkSize, estimate_network_size, field_scale
 from .batchnorm import recompute_batchnorm
 from .distributed import DistributedElasticSGD, DistributedParle
 from .elastic import ElasticSGD
+from .ensemble_sgd import EnsembleSGD
+from .ensemble_training import EnsembleHistory, train_ensemble
 from .entropy import EntropyAdam, EntropySGD
 from .gradient_noise import GradientNoise, noise_std
 from .heat import Heat
@@ -35,6 +39,8 @@ __all__ = [
     "DistributedElasticSGD",
     "DistributedParle",
     "ElasticSGD",
+    "EnsembleHistory",
+    "EnsembleSGD",
     "EntropyAdam",
     "EntropySGD",
     "GradientNoise",
@@ -49,4 +55,5 @@ __all__ = [
     "recompute_batchnorm",
     "register",
     "split_dataset",
+    "train_ensemble",
 ]

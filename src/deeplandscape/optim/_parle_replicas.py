@@ -166,6 +166,15 @@ def scoped(value0: float, scoping: float, k: int, floor: float) -> float:
     return max(value0 * (1.0 - scoping) ** k, floor)
 
 
+def scoped_coupling(value0: float, scoping: float, k: int, floor: float) -> float:
+    """value_k = 1/min((1/value0)(1 + scoping)^k, 1/floor): the coupling 1/value grows up to a cap, as the
+    authors' Parle code scopes γ and ρ (``parle_mpi.py`` lines 119–121; :mod:`deeplandscape.optim.parle`)."""
+    if math.isinf(value0):
+        return value0
+    coupling = (1.0 / value0) * (1.0 + scoping) ** k
+    return 1.0 / coupling if floor == 0 else 1.0 / min(coupling, 1.0 / floor)
+
+
 class ReplicatedOptimizer(CopyableOptimizer):
     """Base of :class:`ElasticSGD` and :class:`Parle`: n replicas, one master, a global step counter.
 

@@ -250,3 +250,7 @@ class AnnealSGD(PerturbedGradientOptimizer):
                     h, w = (torch.view_as_real(t) if t.is_complex() else t for t in (h, p.detach()))
                     total += float(torch.dot(h.flatten().double(), w.flatten().double()))
         return abs(total)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"anneal-sgd": AnnealSGD, "trivialized-sgd": AnnealSGD}

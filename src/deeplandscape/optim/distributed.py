@@ -6,8 +6,9 @@ Launch with ``torchrun --nproc_per_node=n train.py``; each process builds its mo
 is the average of the replicas x̄ = (1/n) Σ_a x^a that the master update needs, Thesis eq. (5.8d)/(5.4b):
 one ``all_reduce`` (sum) of all replica weights flattened into one buffer per (device, dtype), divided by n,
 started asynchronously and waited for when the master is next read. Parle issues it only on outer steps
-(every L-th step, Thesis §5.3.1: amortized communication O(2nd/L)), Elastic-SGD on every step, and both
-once at construction, for the initial master x_0 = x̄_0.
+(every L-th step, Thesis §5.3.1: amortized communication O(2nd/L); twice there with ``variant="authors"``,
+whose outer step first averages the replicas' z^a, as the authors' code does), Elastic-SGD on every step, and
+both once at construction, for the initial master x_0 = x̄_0.
 
 Process a is replica a: it draws its noise with ``seed + rank``, so a run over n processes gives the same
 numbers as :class:`~deeplandscape.optim.parle.Parle` over n replicas in one process (the all_reduce may sum
@@ -86,9 +87,9 @@ class DistributedParle(Parle):
 
     Same arguments as ``Parle`` plus ``process_group`` (default: the world); ``params`` are those of the one
     local replica. Communication: one ``all_reduce`` at construction and one per outer step (every L-th
-    ``step()``), counted in ``optimizer.collectives``; it runs in the background until the master is next
-    needed, so call :meth:`synchronize` (or read the master) before ``destroy_process_group()``.
-    ``state_dict()`` is per rank: save one file per rank.
+    ``step()``; two with ``variant="authors"``), counted in ``optimizer.collectives``; it runs in the
+    background until the master is next needed, so call :meth:`synchronize` (or read the master) before
+    ``destroy_process_group()``. ``state_dict()`` is per rank: save one file per rank.
     """
 
     def __init__(self, params: Any, lr: float = 0.1, *, process_group: Any = None, **kwargs: Any) -> None:
@@ -115,3 +116,7 @@ class DistributedElasticSGD(ElasticSGD):
     def collectives(self) -> int:
         """Number of ``all_reduce`` calls issued so far (0 without a process group)."""
         return getattr(self._averager, "collectives", 0)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"distributed-parle": DistributedParle, "distributed-elastic-sgd": DistributedElasticSGD}

@@ -186,3 +186,7 @@ def _check_knobs(g: dict[str, Any]) -> None:
     if g["master_lr"] is not None:
         check_positive("master_lr", g["master_lr"], allow_zero=True)
     check_sgd_knobs(g)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"elastic-sgd": ElasticSGD}

@@ -299,3 +299,7 @@ class EntropyAdam(EntropySGD):
             eps=group["eps"],
             foreach=foreach,
         )
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"entropy-sgd": EntropySGD, "entropy-adam": EntropyAdam}

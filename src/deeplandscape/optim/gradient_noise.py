@@ -76,3 +76,7 @@ class GradientNoise(PerturbedGradientOptimizer):
         noises = self.randn_like_params(params)
         K.sum_into_(noises, grads, noises, delta_sign(group) * std, foreach)
         return noises
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"gradient-noise": GradientNoise}

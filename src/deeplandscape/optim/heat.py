@@ -211,3 +211,7 @@ class Heat(RelaxationOptimizer):
                 s.zero_()
         for p in params:
             self.state[p]["grads"] = 0
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"heat": Heat}

@@ -66,3 +66,7 @@ class HJ(EntropySGD):
             seed=seed,
             foreach=foreach,
         )
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"hj": HJ}

@@ -316,3 +316,7 @@ def _perturb_foreach(params: list[Tensor], grads: list[Tensor], scale: Tensor, *
             torch._foreach_mul_(es, ps)
             torch._foreach_mul_(es, ps)
         torch._foreach_add_(ps, es)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"sam": SAM}

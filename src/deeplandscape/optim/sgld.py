@@ -108,3 +108,7 @@ def _sgld_foreach(
     torch._foreach_add_(params, ds, alpha=-lr)
     if noises is not None:
         torch._foreach_add_(params, noises, alpha=std)
+
+
+#: The names under which :mod:`deeplandscape.optim.registry` lists this module's optimizers.
+OPTIMIZERS = {"sgld": SGLD}
