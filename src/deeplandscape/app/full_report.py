@@ -26,7 +26,6 @@ from typing import Any
 
 from deeplandscape import __version__
 from deeplandscape.app.report import (
-    ClaimResult,
     Section,
     cell,
     claims_markdown,
@@ -36,7 +35,7 @@ from deeplandscape.app.report import (
     section_markdown,
     section_of,
 )
-from deeplandscape.experiments.claims import NOT_CHECKED, NOT_HELD, OUTCOMES, Claim, Verdict
+from deeplandscape.experiments.claims import NOT_HELD, OUTCOMES
 from deeplandscape.htmlreport import markdown_to_html, slug
 from deeplandscape.rundir import write_json, write_text
 
@@ -137,20 +136,6 @@ def check_report_dir(runs_dir: Path, option: str = "runs directory") -> None:
         )
 
 
-def _legacy_claims(name: str, results: dict[str, Any], config: dict[str, Any]) -> tuple[ClaimResult, ...]:
-    """The checks of an experiment that does not declare its claims yet, as claim results."""
-    from deeplandscape.app import _legacy_claims
-
-    rows = []
-    for k, old in enumerate(_legacy_claims.check_claims(name, results, config)):
-        verdict = Verdict(old.status, old.evidence, old.evidence if old.status == NOT_CHECKED else "")
-        claim = Claim(
-            f"{name}.{k + 1}", old.claim, "see the claim", "see the claim", lambda run, v=verdict: v
-        )
-        rows.append(ClaimResult(claim, verdict))
-    return tuple(rows)
-
-
 def _section(planned: PlannedRun, out: Path, *, seed: int, run_missing: bool, quiet: bool) -> Section:
     """The section of one planned run (collected, resumed, ran, missing or failed)."""
     from deeplandscape import experiments
@@ -183,14 +168,7 @@ def _section(planned: PlannedRun, out: Path, *, seed: int, run_missing: bool, qu
         return Section(**base, status=status, command=command)
     timing = out / "timing.json"
     wall = json.loads(timing.read_text()).get("wall_seconds") if timing.exists() else None
-    section = section_of(experiment, config, results, out, status=status, command=command, wall_seconds=wall)
-    if not experiment.claims:
-        from deeplandscape.experiments.spec import Figure
-
-        figures = tuple(Figure(p.name, p.stem.replace("_", " ")) for p in sorted(out.glob("*.png")))
-        claims = _legacy_claims(planned.name, results, config)
-        section = replace(section, claims=claims, figures=figures)
-    return section
+    return section_of(experiment, config, results, out, status=status, command=command, wall_seconds=wall)
 
 
 def _with_settings(name: str, overrides: Sequence[str], settings: dict[str, str] | None) -> tuple[str, ...]:

@@ -4,7 +4,6 @@ part of the full report; and an index page over a directory of runs."""
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,8 +50,7 @@ class Section:
 
     ``status``: "ran", "resumed", "collected" (a finished run was there), "missing" (not run) or "failed"
     (``error`` says why). ``failed_units`` names the units that raised in a run that went on without them
-    (``inspect``: an instrument and its error). ``legacy_body`` holds the Markdown of an experiment that
-    does not yet declare its tables and figures.
+    (``inspect``: an instrument and its error).
     """
 
     name: str
@@ -67,7 +65,6 @@ class Section:
     results: dict[str, Any] | None = None
     error: str | None = None
     wall_seconds: float | None = None
-    legacy_body: str = ""
     failed_units: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
@@ -117,7 +114,6 @@ def section_of(
     status: str,
     command: str,
     wall_seconds: float | None = None,
-    legacy_body: str = "",
     failed_units: dict[str, str] | None = None,
 ) -> Section:
     """The section of a finished run: claims decided, tables built, figures present in ``run_dir``."""
@@ -133,7 +129,6 @@ def section_of(
         figures=tuple(f for f in experiment.figures if (run_dir / f.file).is_file()),
         results=results,
         wall_seconds=wall_seconds,
-        legacy_body=legacy_body,
         failed_units=tuple((failed_units or {}).items()),
     )
 
@@ -254,23 +249,7 @@ def section_markdown(
         parts.append(markdown_table(table.header, table.rows))
         if table.note:
             parts.append(table.note)
-    if section.legacy_body:
-        parts.append(_relative(section.legacy_body, prefix))
     return "\n\n".join(parts)
-
-
-def _relative(markdown: str, prefix: str) -> str:
-    """Relative image and link targets of ``markdown`` under ``prefix/``."""
-    if not prefix:
-        return markdown
-
-    def fix(match: re.Match) -> str:
-        target = match.group(2)
-        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:|/|#", target):
-            return match.group(0)
-        return f"{match.group(1)}{prefix}/{target}{match.group(3)}"
-
-    return re.sub(r"(!?\[[^\]]*\]\()([^)\s]+)(\))", fix, markdown)
 
 
 def write_run_report(out: Path, section: Section, config: dict[str, Any]) -> None:

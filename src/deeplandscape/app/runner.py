@@ -329,10 +329,7 @@ def _run_held(
         else:
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
-    finalized = experiment.finalize(config, results, out)
-    # An experiment not yet declaring its tables returns (results, Markdown body).
-    summary, legacy_body = finalized if isinstance(finalized, tuple) else (finalized, "")
-    summary, moved = split_timing(json.loads(json.dumps(summary)))
+    summary, moved = split_timing(json.loads(json.dumps(experiment.finalize(config, results, out))))
     wall = time.perf_counter() - start
     timing: dict[str, Any] = {"wall_seconds": wall, "units_run_now": progress.computed}
     timing.update({"results_wall_seconds": moved} if moved else {})
@@ -349,7 +346,7 @@ def _run_held(
     section = section_of(
         experiment, config, summary, out,
         status="ran" if progress.computed == len(units) else "resumed",
-        command=command, wall_seconds=wall, legacy_body=legacy_body, failed_units=failed,
+        command=command, wall_seconds=wall, failed_units=failed,
     )  # fmt: skip
     for warning in section.claim_warnings:
         print(f"[{experiment.name}] warning: {warning}", file=sys.stderr, flush=True)

@@ -429,6 +429,31 @@ def require_gradient_checked(label: str, gradient_norm: float | None, tolerance:
         )
 
 
+def std_ratio(small: np.ndarray, large: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``std(large) / std(small)`` along ``axis`` (a bootstrap statistic: a resample of equal values gives
+    ``inf`` or ``nan``, which the bootstrap's interval then reports as not finite)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.std(large, ddof=1, axis=axis) / np.std(small, ddof=1, axis=axis)
+
+
+def guarded(
+    guard: Callable[[], None],
+    statistic: Statistic,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+    evidence: str = "",
+) -> Verdict:
+    """``decide(statistic, above=, below=)`` when ``guard()`` passes; when it raises :class:`Undecidable`,
+    ``not decidable at this scale`` with the guard's reason (also a warning) and the statistic as evidence."""
+    try:
+        guard()
+    except Undecidable as fired:
+        text = statistic.describe() + (f"; {evidence}" if evidence else "")
+        return Verdict(UNDECIDABLE, text, fired.reason, statistic=statistic, warnings=(fired.reason,))
+    return decide(statistic, above=above, below=below, evidence=evidence)
+
+
 @dataclass(frozen=True)
 class PaperNumber:
     """A number a paper reports, with where: declared once per experiment and used by its claims, tables
