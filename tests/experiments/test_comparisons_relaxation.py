@@ -47,7 +47,9 @@ def _check(tmp_path, overrides):
     # the own updates: one outer update per L steps (HJ: L = 5), one per step for SGD
     steps = config["epochs"] * math.ceil(n / config["batch_size"])
     for r in rows:
-        expected = {"HJ": steps // 5, "Entropy-SGD": steps // 20, "HEAT": steps // 20}.get(r["method"], steps)
+        expected = {"HJ": steps // 5, "Entropy-SGD": steps // 20, "HEAT": steps // 20, "SAM": steps // 2}.get(
+            r["method"], steps
+        )  # SAM: two gradients a step
         assert r["own_updates"] == expected, r["method"]
     return rows
 
