@@ -53,7 +53,7 @@ def _toy(calls: list[str] | None = None, pause: float = 0.0) -> Experiment:
 
     def finalize(config, results, out):
         rows = [{"draw": r.values["draw"], "wall_seconds": time.perf_counter()} for r in results]
-        return {"rows": rows, "sum": float(sum(r.arrays["x"].sum() for r in results))}, "toy"
+        return {"rows": rows, "sum": float(sum(r.arrays["x"].sum() for r in results))}
 
     return Experiment(
         name="toy",
@@ -560,7 +560,7 @@ def test_a_unit_drawing_from_the_global_generators_does_not_depend_on_what_ran_b
     exp = Experiment(
         "global", "", "", {"count": Param("int", 3, "units", low=1)},
         lambda c: [Unit(f"u{i}", {}) for i in range(c["count"])], run_unit,
-        lambda c, results, out: ({"values": [r.values for r in results]}, ""),
+        lambda c, results, out: {"values": [r.values for r in results]},
     )  # fmt: skip
     config = resolve_config(exp, "default", 0)
     torch.manual_seed(0)

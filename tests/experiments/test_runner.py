@@ -31,7 +31,7 @@ def _toy(calls: list[str]) -> Experiment:
         return {
             "draws": [r.values["draw"] for r in results],
             "sum": float(sum(r.arrays["x"].sum() for r in results)),
-        }, "toy"
+        }
 
     return Experiment(
         name="toy",
@@ -100,16 +100,18 @@ def test_run_dir_guards(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "args, units",
+    "args",
     [
-        (["floor", "sizes=12,14,16,18,20,22", "runs=8"], 6),
+        ["floor", "sizes=12,14,16,18,20,22", "runs=8"],
         # a comparison (two methods, a small budget): its results once held wall times
-        (["anneal", "methods=adam,anneal", "epochs=0.25", "evaluations=1", "hessian_samples=16",
-          "grad_samples=16"], 2),
+        ["anneal", "methods=adam,anneal", "epochs=0.25", "evaluations=1", "hessian_samples=16",
+         "grad_samples=16"],
     ],
 )  # fmt: skip
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, args, units):
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, args):
     """Kill a real `deeplandscape run` with SIGKILL after its first unit, resume, compare byte for byte."""
+    exp = get(args[0])
+    units = len(exp.units(resolve_config(exp, "quick", 0, args[1:])))
     cmd = [sys.executable, "-m", "deeplandscape.cli", "run", *args, "--quick", "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed = tmp_path / "killed"

@@ -329,7 +329,12 @@ def _run_held(
         else:
             progress.update(unit.key, 0.0, resumed=True)
         results.append(stored)
-    summary, moved = split_timing(json.loads(json.dumps(experiment.finalize(config, results, out))))
+    finalized = experiment.finalize(config, results, out)
+    if not isinstance(finalized, dict):
+        raise TypeError(
+            f"{experiment.name}: finalize must return its results as a dict, not {type(finalized).__name__}"
+        )
+    summary, moved = split_timing(json.loads(json.dumps(finalized)))
     wall = time.perf_counter() - start
     timing: dict[str, Any] = {"wall_seconds": wall, "units_run_now": progress.computed}
     timing.update({"results_wall_seconds": moved} if moved else {})
