@@ -99,7 +99,8 @@ def _floor_results(per_n, *, stds=None, minima=None, grad=5e-5, exponent=2 / 3, 
              "disorder_means": list(map(float, means)),
              "disorder_stds": list(stds[k]) if stds is not None else [0.3 * n**-0.5] * len(means),
              "minima": runs if minima is None else minima, "max_grad_norm": grad, "median_lambda_min": 0.1,
-             "critical": runs - unchecked, "critical_minima": (runs if minima is None else minima) - unchecked,
+             "critical": runs - unchecked,
+             "critical_minima": (runs if minima is None else minima) - unchecked,
              "converged_fraction": 1.0, "median_steps": 100.0}
         )  # fmt: skip
     config = {"fit_from": 50, "fit_exponent": exponent, "seed": 0}
