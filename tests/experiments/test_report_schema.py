@@ -3,6 +3,7 @@ tables and figures, and ``report.json`` follows the schema the README documents.
 
 import inspect
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -202,3 +203,17 @@ def test_an_experiment_may_not_name_a_parameter_like_a_reserved_key():
     for name in ("scale", "seed", "experiment"):
         with pytest.raises(ValueError, match="may not be named"):
             Experiment(**{**TOY.__dict__, "params": {**TOY.params, name: Param("float", 1.0, "x")}})
+
+
+def test_results_md_says_when_an_explaining_run_was_not_run(tmp_path, toy):
+    from deeplandscape.app.results_md import results_markdown
+
+    runs = tmp_path / "b"
+    build_report(runs, [PlannedRun("toy-coin", "quick", ("bias=0.5",))], quiet=True, run_missing=True)
+    shutil.rmtree(runs / "diagnostics" / "toy-coin-unbiased")
+    collected = build_report(
+        runs, [PlannedRun("toy-coin", "quick", ("bias=0.5",))], quiet=True, run_missing=False
+    )
+    text = results_markdown([("toy", json.loads(collected.json.read_text()))])
+    assert "explained by `deeplandscape run toy-coin --quick" in text
+    assert "Not run in this report (missing); the command runs it." in text and "Its verdicts" not in text

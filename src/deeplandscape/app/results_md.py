@@ -76,13 +76,17 @@ def report_markdown(label: str, document: dict[str, Any]) -> str:
             lines.append(f"- **{c['id']}** ({name}): {c['claim']} — {c['evidence']}")
             for ref in c.get("explained_by", []):
                 run = explained.get(ref["id"], {})
-                verdicts = "; ".join(
-                    f"{x['id']}: {x['status']} ({_statistic(x)})"
-                    for x in run.get("section", {}).get("claims", [])
-                )
-                lines.append(
-                    f"  - explained by `{ref['command']}`: {run.get('question', '')} Its verdicts: {verdicts}"
-                )
+                section = run.get("section", {})
+                if section.get("claims"):
+                    verdicts = "; ".join(
+                        f"{x['id']}: {x['status']} ({_statistic(x)})" for x in section["claims"]
+                    )
+                    outcome = f"Its verdicts: {verdicts}"
+                else:
+                    outcome = (
+                        f"Not run in this report ({section.get('status', 'missing')}); the command runs it."
+                    )
+                lines.append(f"  - explained by `{ref['command']}`: {run.get('question', '')} {outcome}")
             if not c.get("explained_by"):
                 lines.append("  - no diagnostic run declared for this claim")
     undecided = [(n, c) for n, c in claims if c["status"] == UNDECIDABLE and not c["beyond_papers"]]

@@ -251,8 +251,9 @@ DIAGNOSTICS = (
         "gd-vs-sgd-longer",
         "gd-vs-sgd",
         (f"horizon={2 * PAPER_HORIZON:g}",),
-        ("gd-vs-sgd.same-energy",),
-        "do the energies of the P meet when the runs go twice as far in step × steps / P?",
+        ("gd-vs-sgd.same-energy", "gd-vs-sgd.walls"),
+        "do the energies of the P meet, and does SGD stop at the wall of the well that a GD restart reaches, "
+        "when the runs go twice as far in step × steps / P?",
     ),
 )
 
