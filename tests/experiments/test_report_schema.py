@@ -217,3 +217,9 @@ def test_results_md_says_when_an_explaining_run_was_not_run(tmp_path, toy):
     text = results_markdown([("toy", json.loads(collected.json.read_text()))])
     assert "explained by `deeplandscape run toy-coin --quick" in text
     assert "Not run in this report (missing); the command runs it." in text and "Its verdicts" not in text
+    shutil.rmtree(runs / "toy-coin")
+    empty = build_report(
+        runs, [PlannedRun("toy-coin", "quick", ("bias=0.5",))], quiet=True, run_missing=False
+    )
+    text = results_markdown([("toy", json.loads(empty.json.read_text()))])
+    assert "Not in this report (no finished run; their claims are not counted): `toy-coin` (missing)." in text

@@ -54,6 +54,7 @@ def report_markdown(label: str, document: dict[str, Any]) -> str:
         f"Produced by `{command}` ({_environment(document)}); "
         f"scale {', '.join(document.get('scales', []))}, seed {document.get('seed')}.",
         f"**{_summary(document)}**",
+        *_not_run(sections),
         f"### Every claim ({label})",
         markdown_table(
             ["experiment", "claim", "source", "verdict", "deciding statistic (95% interval)"],
@@ -98,6 +99,14 @@ def report_markdown(label: str, document: dict[str, Any]) -> str:
             lines.append(f"#### {section['name']}: {table['title']}")
             lines.append(markdown_table(table["header"], table["rows"]))
     return "\n\n".join(lines)
+
+
+def _not_run(sections: Sequence[dict[str, Any]]) -> list[str]:
+    """A line naming the experiments of the report that have no finished run (missing or failed)."""
+    absent = [f"`{s['name']}` ({s['status']})" for s in sections if s["status"] in ("missing", "failed")]
+    if not absent:
+        return []
+    return [f"Not in this report (no finished run; their claims are not counted): {', '.join(absent)}."]
 
 
 def results_markdown(reports: Sequence[tuple[str, dict[str, Any]]]) -> str:

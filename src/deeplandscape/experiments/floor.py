@@ -414,8 +414,9 @@ CLAIMS = (
         "(−ΛE₀(H), −ΛE∞(H)), rather than a local minima, goes to 0”",
         "Choromanska et al. §4; Sagun et al. §2.1.1 (“this floor is the first place to get stuck”)",
         f"among the endpoints that are critical points (gradient norm measured and at most "
-        f"{CRITICAL_FACTOR:g}× the descent's tolerance: the float32 gradient of the same point, evaluated in "
-        "another batch, differs by up to about a tenth of the tolerance), the share whose Riemannian Hessian "
+        f"{CRITICAL_FACTOR:g}× the descent's tolerance: the float32 gradient of the same point, evaluated "
+        "again in another batch, can differ from the descent's by more than the tolerance at n = 300), the "
+        "share whose Riemannian Hessian "
         f"has no negative eigenvalue (Wilson interval) exceeds {MINIMA_SHARE} (ours: at most 5% saddles); "
         f"guard: at most {UNCHECKED_SHARE:.0%} of the endpoints are not critical (the descent's step budget "
         "ran out)",
