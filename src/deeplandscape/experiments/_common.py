@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplandscape.experiments._landscape import one_thread
 from deeplandscape.experiments.spec import Param
 
 
@@ -44,7 +45,6 @@ def endpoint_curvature(hamiltonian: Any, sigma: Any, chunk: int) -> dict[str, np
     """At each endpoint: the index (negative eigenvalues of the Riemannian Hessian, AnnealSGD paper §4.1),
     the smallest eigenvalue ``lambda_min`` and the Riemannian gradient norm that says whether the point
     is critical at all (``grad_norm``); the Hessians are taken ``chunk`` endpoints at a time."""
-    from deeplandscape.experiments.hessian_spectrum import one_thread
     from deeplandscape.spinglass import index
 
     with one_thread():  # the same bits on every call: MKL's threaded float32 eigensolver differs

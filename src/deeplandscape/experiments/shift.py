@@ -35,6 +35,7 @@ import torch
 
 from deeplandscape.experiments import _memory
 from deeplandscape.experiments._common import descent_params, endpoint_curvature
+from deeplandscape.experiments._landscape import one_thread
 from deeplandscape.experiments._plot import plt, save
 from deeplandscape.experiments.claims import (
     Claim,
@@ -92,7 +93,6 @@ def linear_response(
     (A-7)); in the coordinates of S^{n−1}(√n): Hess_M H(σ) ξ = P_σ h, solved in a tangent basis. Thm A-5
     bounds ‖Y_σ‖ through the smallest eigenvalue of the Hessian (‖Y_σ‖ ≤ (c/n)‖h‖), which is why its
     hypotheses ask for a gap."""
-    from deeplandscape.experiments.hessian_spectrum import one_thread
 
     out = []
     with one_thread():  # the same bits on every call
