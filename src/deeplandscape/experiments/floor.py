@@ -143,7 +143,7 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> di
         a = {key: np.concatenate([r.arrays[key] for r in mine]) for key in mine[0].arrays}
         a["disorder"] = np.concatenate([np.full(r.arrays["index"].size, r.values["disorder"]) for r in mine])
         arrays.update({f"{key}_n{n}": value for key, value in a.items()})
-        e = a["energy_per_spin"]
+        e, critical = a["energy_per_spin"], a["grad_norm"] <= CRITICAL_FACTOR * tol
         rows.append(
             {
                 "n": n,
@@ -156,8 +156,8 @@ def finalize(config: dict[str, Any], results: list[UnitResult], out: Path) -> di
                 "disorder_stds": [float(r.arrays["energy_per_spin"].std(ddof=1)) for r in mine],
                 "minima": int((a["index"] == 0).sum()),
                 "max_grad_norm": float(a["grad_norm"].max()),
-                "critical": int((a["grad_norm"] <= CRITICAL_FACTOR * tol).sum()),
-                "critical_minima": int(((a["index"] == 0) & (a["grad_norm"] <= CRITICAL_FACTOR * tol)).sum()),
+                "critical": int(critical.sum()),
+                "critical_minima": int(((a["index"] == 0) & critical).sum()),
                 "median_lambda_min": float(np.median(a["lambda_min"])),
                 "converged_fraction": float(np.mean([r.values["converged_fraction"] for r in mine])),
                 "median_steps": float(np.median([r.values["median_steps"] for r in mine])),
